@@ -1,0 +1,25 @@
+# DiffRWKVIR reproduction pipeline: data -> (train) -> evaluate -> (profile) -> tables.
+#   snakemake --cores 2 tables/table3.tex                      default profile (config/config.yaml)
+#   snakemake --cores 2 --configfile config/smoke.yaml ...     CI profile
+from snakemake.utils import min_version, validate
+
+min_version("9.1.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "repro/schemas/config.schema.yaml")
+
+
+include: "repro/rules/common.smk"
+include: "repro/rules/data.smk"
+include: "repro/rules/evaluate.smk"
+include: "repro/rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "tables/table3.csv",
+        "tables/table3.tex",

@@ -1,0 +1,118 @@
+"""``python -m repro <command>``: thin wrappers over the library, one per pipeline step."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+
+
+def _overrides(items: list[str]) -> dict:
+    """``key=value`` pairs; values are Python literals where they parse (``width=32``, ``shift='uni'``)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def cmd_evaluate(args) -> None:
+    from repro.evaluate import evaluate, format_means
+
+    result = evaluate(args.model, args.dataset, args.scale, args.out, data_mirror=args.data_mirror,
+                      data_dir=args.data_dir, prepared_dir=args.prepared, checkpoint=args.checkpoint,
+                      overrides=_overrides(args.set), metric_weights=args.metric_weights, device=args.device,
+                      tile=args.tile, progress=not args.quiet)
+    print(f"{args.model} {args.dataset} x{args.scale}: {format_means(result)}  -> {result.csv_path}")
+    for metric, reason in result.missing.items():
+        print(f"  {metric}: missing ({reason})")
+
+
+def cmd_prepare(args) -> None:
+    from repro.data.prepare import prepare_sr
+
+    written = prepare_sr(args.dataset, args.scale, args.out, data_mirror=args.data_mirror, data_dir=args.data_dir)
+    print(f"{args.dataset} x{args.scale}: {len(written)} pairs -> {args.out}")
+
+
+def cmd_datasets(args) -> None:
+    from repro.data.registry import DATASETS, DatasetError, locate
+
+    for name, spec in DATASETS.items():
+        try:
+            where = locate(name, data_mirror=args.data_mirror, data_dir=args.data_dir, download=False)
+            status = f"ok      {where}"
+        except DatasetError as err:
+            status = "missing " + str(err).split(";")[0]
+        print(f"{name:16s} {spec.task:8s} {status}")
+
+
+def cmd_table(args) -> None:
+    from repro.tables import make_table
+
+    tolerances = json.loads(args.tolerances) if args.tolerances else None
+    make_table(f"table{args.table}", eval_files=[Path(p) for p in args.eval], profile_files=[Path(p) for p in args.profile],
+               published_dir=Path(args.published), tolerances=tolerances, out_csv=Path(args.out_csv),
+               out_tex=Path(args.out_tex), extra_published=args.extra_published or None)
+    print(f"table {args.table} -> {args.out_csv}, {args.out_tex}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_args(p):
+        p.add_argument("--data-mirror", default=None, help="read-only folder laid out as <Set>/HR/... (e.g. ../shared/datasets)")
+        p.add_argument("--data-dir", default="data", help="where downloaded sets go")
+
+    p = sub.add_parser("evaluate", help="per-image metrics of a model on a benchmark -> CSV")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--out", required=True, help="output folder; writes <Dataset>_x<scale>.csv and .json")
+    p.add_argument("--prepared", default=None, help="a folder made by `prepare` (HR/, LR/) instead of degrading on the fly")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--metric-weights", default=None, help="folder with NIQE/LPIPS/FID weight files")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tile", type=int, default=None, help="LR tile size for images that do not fit in memory")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model constructor override")
+    p.add_argument("--quiet", action="store_true")
+    data_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("prepare", help="write HR/LR pairs of an SR set")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--out", required=True)
+    data_args(p)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("datasets", help="list the registered datasets and whether they are available")
+    data_args(p)
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("table", help="join reproduced results with the published ones -> CSV and LaTeX")
+    p.add_argument("--table", required=True, type=int, choices=[2, 3, 4, 5])
+    p.add_argument("--eval", nargs="*", default=[], help="evaluation CSVs (their .json sidecars are read too)")
+    p.add_argument("--profile", nargs="*", default=[], help="profile JSONs (Table 4)")
+    p.add_argument("--published", default="tables/published")
+    p.add_argument("--tolerances", default=None, help='per-metric tolerances as JSON, e.g. \'{"psnr": {"abs": 0.06}, "default": {"rel": 0.05}}\'')
+    p.add_argument("--extra-published", nargs="*", default=[],
+                   help="published rows the paper lacks, e.g. tables/published/bicubic_literature.csv")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-tex", required=True)
+    p.set_defaults(func=cmd_table)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from err

@@ -1,0 +1,185 @@
+"""Per-image evaluation of a registered network on an SR benchmark, written as CSV (one row per image + a mean row).
+
+Protocol (DESIGN.md section 5): HR cropped to a multiple of the scale, LR = MATLAB bicubic, the network output is
+clamped and rounded to uint8, then measured by the frozen protocol of ``repro.metrics``. Grayscale images (Set14's
+bridge) go through the network as three equal channels; the output's channel mean is their gray value, measured on
+its own channel as the literature does.
+
+Rows are appended to ``<out>/<Set>_x<s>.partial.csv`` as they are computed, so an interrupted run resumes where it
+stopped (for the same model, checkpoint and protocol) instead of starting over.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from repro.data.io import as_rgb, read_image
+from repro.data.prepare import SRPair, load_pairs, make_pair
+from repro.data.registry import get_dataset, image_files, locate
+from repro.registry import build_model
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    csv_path: Path
+    json_path: Path
+    means: dict[str, float]
+    missing: dict[str, str]
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 HxW or HxWx3 -> float [1, 3, H, W] in [0, 1]."""
+    return torch.from_numpy(as_rgb(img).astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def to_uint8(out: torch.Tensor, *, gray: bool) -> np.ndarray:
+    """[1, 3, H, W] float -> uint8 HxWx3 (or HxW, the channel mean, for a grayscale reference)."""
+    arr = out[0].detach().float().clamp(0, 1).mul(255).cpu().numpy().transpose(1, 2, 0).astype(np.float64)
+    if gray:
+        arr = arr.mean(axis=2)
+    return np.floor(arr + 0.5).astype(np.uint8)
+
+
+def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a checkpoint saved by the harness ({'model': ...}) or an official one ({'params_ema'|'params': ...})."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "params_ema", "params", "state_dict"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+            break
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise RuntimeError(f"{path}: checkpoint does not fit the model: {err}") from err
+
+
+def tiled_forward(model: torch.nn.Module, lr: torch.Tensor, scale: int, *, tile: int, overlap: int = 16) -> torch.Tensor:
+    """Run ``model`` on overlapping LR tiles and blend them with equal weights where they overlap.
+
+    Exact for networks with a receptive field smaller than ``overlap``; for global models (attention, 2D scans) the
+    seams are averaged, which is why it is off by default and only used when an image does not fit in memory.
+    """
+    _, c, h, w = lr.shape
+    if tile >= max(h, w):
+        return model(lr)
+    stride = tile - overlap
+    if stride <= 0:
+        raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
+    out = lr.new_zeros(1, 3, h * scale, w * scale)
+    weight = torch.zeros_like(out)
+    ys = sorted({*range(0, max(h - tile, 0) + 1, stride), max(h - tile, 0)})
+    xs = sorted({*range(0, max(w - tile, 0) + 1, stride), max(w - tile, 0)})
+    for y in ys:
+        for x in xs:
+            patch = model(lr[..., y:y + tile, x:x + tile])
+            ys_, xs_ = slice(y * scale, y * scale + patch.shape[-2]), slice(x * scale, x * scale + patch.shape[-1])
+            out[..., ys_, xs_] += patch
+            weight[..., ys_, xs_] += 1
+    return out / weight
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _versions() -> dict[str, str]:
+    import pyiqa
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "pyiqa": pyiqa.__version__,
+            "numpy": np.__version__}
+
+
+def iter_pairs(dataset: str, scale: int, *, data_mirror, data_dir, prepared_dir) -> list[tuple[str, object]]:
+    """(name, loader) per image; loaders read and degrade lazily so a large set never sits in memory."""
+    if prepared_dir is not None:
+        return [(p.name, (lambda p=p: p)) for p in load_pairs(prepared_dir, scale)]
+    folder = locate(dataset, data_mirror=data_mirror, data_dir=data_dir)
+    return [(f.stem, (lambda f=f: make_pair(read_image(f), scale, name=str(f)))) for f in image_files(folder)]
+
+
+def evaluate(model_name: str, dataset: str, scale: int, out_dir: str | Path, *, data_mirror: str | Path | None = None,
+             data_dir: str | Path = "data", prepared_dir: str | Path | None = None, checkpoint: str | Path | None = None,
+             overrides: dict | None = None, metric_weights: str | Path | None = None, device: str = "cpu",
+             tile: int | None = None, progress: bool = True) -> EvalResult:
+    """Evaluate ``model_name`` on ``dataset`` at ``scale``; writes ``<out_dir>/<Dataset>_x<scale>.{csv,json}``."""
+    from repro.metrics import get_protocol
+
+    spec = get_dataset(dataset)
+    if spec.task != "sr":
+        raise ValueError(f"evaluate: {spec.name} is a {spec.task} set; SR evaluation needs an SR set")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{spec.name}_x{scale}"
+    csv_path, json_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.json"
+    partial_csv, partial_json = out_dir / f"{stem}.partial.csv", out_dir / f"{stem}.partial.json"
+
+    model = build_model(model_name, scale=scale, **(overrides or {}))
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint)
+    model.eval().to(device)
+    protocol = get_protocol("sr", scale=scale, metric_weights=metric_weights, device=device)
+    columns = ["image", *protocol.metrics]
+    run_key = {"model": model_name, "overrides": overrides or {}, "checkpoint": str(checkpoint) if checkpoint else None,
+               "protocol": protocol.name, "tile": tile}
+
+    done: dict[str, dict] = {}
+    if partial_json.exists() and partial_csv.exists() and json.loads(partial_json.read_text()) == run_key:
+        with open(partial_csv) as fh:
+            done = {r["image"]: r for r in csv.DictReader(fh)}
+    else:
+        partial_json.write_text(json.dumps(run_key))
+        partial_csv.write_text(",".join(columns) + "\n")
+
+    pairs = iter_pairs(spec.name, scale, data_mirror=data_mirror, data_dir=data_dir, prepared_dir=prepared_dir)
+    rows = []
+    with open(partial_csv, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        for name, load in tqdm(pairs, desc=f"{model_name} {stem}", disable=not progress, unit="img"):
+            if name in done:
+                rows.append({k: float(v) if k != "image" else v for k, v in done[name].items()})
+                continue
+            pair: SRPair = load()
+            with torch.no_grad():
+                lr = to_tensor(pair.lr).to(device)
+                sr = model(lr) if tile is None else tiled_forward(model, lr, scale, tile=tile)
+            scores = protocol.compute(to_uint8(sr, gray=pair.hr.ndim == 2), pair.hr)
+            row = {"image": name, **{m: float(scores[m]) for m in protocol.metrics}}
+            writer.writerow(row)
+            fh.flush()
+            rows.append(row)
+
+    means = {m: float(np.mean([r[m] for r in rows])) for m in protocol.metrics}
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        writer.writerow({"image": "mean", **means})
+    meta = {"model": model_name, "dataset": spec.name, "scale": scale, "protocol": protocol.name,
+            "n_images": len(rows), "missing": dict(protocol.missing), "checkpoint": run_key["checkpoint"],
+            "overrides": run_key["overrides"], "tile": tile, "device": device, "git_sha": _git_sha(),
+            "versions": _versions()}
+    json_path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    partial_csv.unlink()
+    partial_json.unlink()
+    return EvalResult(csv_path=csv_path, json_path=json_path, means=means, missing=dict(protocol.missing))
+
+
+def format_means(result: EvalResult) -> str:
+    def fmt(v: float) -> str:
+        return "nan" if math.isnan(v) else f"{v:.4f}"
+
+    return f"PSNR {fmt(result.means.get('psnr', math.nan))} dB  SSIM {fmt(result.means.get('ssim', math.nan))}"

@@ -1,0 +1,40 @@
+# Helpers shared by the rules: the interpreter, config lookups and which datasets are present.
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, workflow.basedir)  # repro/, models/, baselines/, kernels/ import from the repo root
+
+from snakemake.exceptions import WorkflowError
+
+from repro.data.registry import DatasetError, locate
+
+PYTHON = sys.executable
+
+
+def mirror_arg():
+    return f"--data-mirror {config['data_mirror']}" if config.get("data_mirror") else ""
+
+
+def weights_arg():
+    return f"--metric-weights {config['metric_weights']}" if config.get("metric_weights") else ""
+
+
+def present_sets(names):
+    """The configured sets found locally (mirror or data_dir); the others are skipped with a note, not downloaded."""
+    found = []
+    for name in names:
+        try:
+            locate(name, data_mirror=config.get("data_mirror"), data_dir=config["data_dir"], download=False)
+            found.append(name)
+        except DatasetError as err:
+            print(f"[repro] skipping {name}: {str(err).split(';')[0]}", file=sys.stderr)
+    if not found:
+        raise WorkflowError(f"none of the datasets {names} is available; set data_mirror in the config")
+    return found
+
+
+wildcard_constraints:
+    dataset="[A-Za-z0-9]+",
+    scale="[2348]",
+    model="[a-z0-9_]+",

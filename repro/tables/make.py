@@ -1,0 +1,74 @@
+"""Tables 2-5: published numbers joined with reproduced ones, written as tidy CSV and booktabs LaTeX."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from repro.tables.join import Tolerances, join
+from repro.tables.latex import to_latex
+from repro.tables.published import load_extra, load_published
+from repro.tables.results import Files, read_eval_files, read_profile_files
+
+CAPTIONS = {
+    "table2": "Inpainting on Places365, CelebA-HQ and Mural",
+    "table3": "Super-resolution on BSD100, Set14, Set5, Manga109 and Urban100",
+    "table4": "Efficiency and memory characteristics",
+    "table5": "Impact of the components of DiffRWKVIR (ablation)",
+}
+
+Extra = str | Path | pd.DataFrame
+
+
+def _extra_rows(extra: Extra | Sequence[Extra] | None, published: pd.DataFrame, table_id: str) -> pd.DataFrame:
+    """Extra published rows restricted to the (dataset, scale) blocks the table has, e.g. Bicubic x4 for Table 3."""
+    if extra is None:
+        return published.iloc[:0]
+    sources = [extra] if isinstance(extra, (str, Path, pd.DataFrame)) else list(extra)
+    rows = pd.concat([load_extra(e) for e in sources], ignore_index=True)
+    blocks = set(zip(published["dataset"], published["scale"]))
+    rows = rows[[b in blocks for b in zip(rows["dataset"], rows["scale"])]]
+    return rows.assign(table_id=table_id)
+
+
+def make_table(
+    table_id: str,
+    *,
+    eval_files: Files = (),
+    profile_files: Files = (),
+    published_dir: str | Path,
+    tolerances: Tolerances,
+    out_csv: str | Path,
+    out_tex: str | Path,
+    extra_published: Extra | Sequence[Extra] | None = None,
+) -> pd.DataFrame:
+    """Join one table and write `out_csv` (one row per cell) and `out_tex`; returns the joined cells.
+
+    Args:
+        table_id: "table2" ... "table5".
+        eval_files: evaluation CSVs (Tables 2, 3, 5), a list or a mapping row name -> CSV (see `repro.tables.results`).
+        profile_files: profile JSONs (Table 4), a list or a mapping model -> JSON.
+        published_dir: the folder holding the transcribed `tableN.csv` files.
+        tolerances: per-metric bands from the config, e.g. {"psnr": {"abs": 0.06}, "default": {"rel": 0.05}}.
+        out_csv: tidy CSV to write.
+        out_tex: LaTeX table to write.
+        extra_published: rows the paper does not have (e.g. `bicubic_literature.csv`), shown first in each block with
+            their source in a footnote. Default: None.
+    """
+    paper = load_published(table_id, published_dir)
+    paper_source = paper["source"].iloc[0]
+    published = pd.concat([_extra_rows(extra_published, paper, table_id), paper], ignore_index=True)
+    # Blocks in the paper's order; inside a block, extra rows (e.g. Bicubic) first, as SR tables print them.
+    block_rank = {block: rank for rank, block in enumerate(dict.fromkeys(zip(paper["dataset"], paper["scale"])))}
+    blocks = zip(published["dataset"], published["scale"])
+    published["order"] = [block_rank[block] * len(published) + i for i, block in enumerate(blocks)]
+    reproduced = pd.concat([read_eval_files(eval_files), read_profile_files(profile_files)], ignore_index=True)
+    cells = join(published, reproduced, tolerances).assign(table_id=table_id)
+    out_csv, out_tex = Path(out_csv), Path(out_tex)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    out_tex.parent.mkdir(parents=True, exist_ok=True)
+    cells.drop(columns=["decimals", "order"]).to_csv(out_csv, index=False)
+    out_tex.write_text(to_latex(cells, table_id, CAPTIONS[table_id], paper_source=paper_source))
+    return cells

@@ -1,0 +1,136 @@
+"""Reproduced results, read into the same long format as the published tables.
+
+Evaluation: one CSV per (model, dataset, scale), `results/eval/<model>/<Dataset>_x<s>.csv`, with columns
+`image, <metric>...` (NaN where not measured) and a last row whose image is `mean`, plus a sidecar
+`<Dataset>_x<s>.json` with `model, dataset, scale, protocol, n_images, missing, git_sha, versions`; `missing` maps a
+metric to the reason it was not measured. Profiling (Table 4): one JSON per model with `params_m, flops_g,
+train_time_s, infer_time_s, l2_hit_pct, dram_read_gbps, device, missing`.
+
+Callers pass the files explicitly, either as a list (the row is named by the sidecar's `model`, and for ablations its
+`component`/`variant`) or as a mapping from a row name to the file. A row name is a model (`"bicubic"`) or, for Table 5,
+`"[model:]component=variant"` (`"shift=uni"`, model defaulting to diffrwkvir).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+# Table 5 ablates DiffRWKVIR; its rows are keyed by component and variant.
+ABLATION_MODEL = "diffrwkvir"
+PROFILE_METRICS = ("params_m", "flops_g", "train_time_s", "infer_time_s", "l2_hit_pct", "dram_read_gbps")
+
+Files = Mapping[str, str | Path] | Sequence[str | Path]
+
+
+def _named(files: Files) -> list[tuple[str | None, Path]]:
+    if isinstance(files, Mapping):
+        return [(str(name), Path(path)) for name, path in files.items()]
+    if isinstance(files, (str, Path)):
+        raise TypeError("pass a list of result files (or a mapping name -> file), not a single path")
+    return [(None, Path(path)) for path in files]
+
+
+def _row_name(name: str | None, meta: dict, origin: Path) -> dict[str, str]:
+    """model/component/variant of a result, from the caller's name if given, else from its metadata."""
+    if name is not None and "=" in name:
+        model, _, switch = name.rpartition(":")
+        component, variant = switch.split("=", 1)
+        return {"model": model or ABLATION_MODEL, "component": component, "variant": variant}
+    model = name if name is not None else meta.get("model")
+    if not model:
+        raise ValueError(f"{origin}: no model name (sidecar lacks 'model' and the caller gave none)")
+    return {"model": str(model), "component": str(meta.get("component", "")), "variant": str(meta.get("variant", ""))}
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"result metadata not found: {path}")
+    with open(path) as f:
+        return json.load(f)
+
+
+def _protocol_of(protocol: str | Mapping[str, str] | None, metric: str) -> str:
+    if isinstance(protocol, Mapping):
+        return str(protocol.get(metric, ""))
+    return "" if protocol is None else str(protocol)
+
+
+def _value(raw) -> float:
+    return float("nan") if raw is None else float(raw)
+
+
+def read_eval(path: str | Path, name: str | None = None) -> pd.DataFrame:
+    """One evaluation CSV (and its JSON sidecar) as long rows: key columns, `reproduced`, `reason`, `protocol`, ..."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"evaluation results not found: {path}")
+    meta = _read_json(path.with_suffix(".json"))
+    table = pd.read_csv(path)
+    if "image" not in table.columns:
+        raise ValueError(f"{path}: no 'image' column")
+    if table.empty or str(table["image"].iloc[-1]) != "mean":
+        raise ValueError(f"{path}: the last row must be the per-dataset mean (image == 'mean')")
+    mean = table.iloc[-1]
+    missing = meta.get("missing") or {}
+    for key in ("dataset", "scale"):
+        if key not in meta:
+            raise ValueError(f"{path.with_suffix('.json')}: sidecar lacks {key!r}")
+    row = _row_name(name, meta, path)
+    records = []
+    for metric in [c for c in table.columns if c != "image"] + [m for m in missing if m not in table.columns]:
+        value = _value(mean[metric]) if metric in table.columns else float("nan")
+        reason = "" if not math.isnan(value) else str(missing.get(metric, "not measured (no reason recorded)"))
+        records.append({
+            **row, "dataset": str(meta["dataset"]), "scale": str(int(meta["scale"])), "metric": metric,
+            "reproduced": value, "reason": reason, "protocol": _protocol_of(meta.get("protocol"), metric),
+            "n_images": meta.get("n_images", len(table) - 1), "git_sha": str(meta.get("git_sha", "")),
+            "result_file": str(path),
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def read_profile(path: str | Path, name: str | None = None) -> pd.DataFrame:
+    """One profile JSON (Table 4) as long rows; `protocol` is the device it was measured on."""
+    path = Path(path)
+    meta = _read_json(path)
+    missing = meta.get("missing") or {}
+    model = name or meta.get("model") or path.stem
+    records = []
+    for metric in PROFILE_METRICS:
+        value = _value(meta.get(metric))
+        reason = "" if not math.isnan(value) else str(missing.get(metric, "not measured (no reason recorded)"))
+        records.append({
+            "model": str(model), "component": "", "variant": "", "dataset": "", "scale": "", "metric": metric,
+            "reproduced": value, "reason": reason, "protocol": str(meta.get("device", "")),
+            "n_images": None, "git_sha": str(meta.get("git_sha", "")), "result_file": str(path),
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if not frames:
+        return pd.DataFrame(columns=["model", "component", "variant", "dataset", "scale", "metric", "reproduced", "reason",
+                                     "protocol", "n_images", "git_sha", "result_file"])
+    out = pd.concat(frames, ignore_index=True)
+    key = ["model", "component", "variant", "dataset", "scale", "metric"]
+    twice = out[out.duplicated(key, keep=False)]
+    if not twice.empty:
+        first = twice.iloc[0]
+        files = sorted(set(twice[(twice[key] == first[key]).all(axis=1)]["result_file"]))
+        raise ValueError(f"two results for the same cell {dict(first[key])}: {files}")
+    return out
+
+
+def read_eval_files(files: Files) -> pd.DataFrame:
+    """All evaluation results the caller names, concatenated; two files for one cell is an error."""
+    return _concat([read_eval(path, name) for name, path in _named(files)])
+
+
+def read_profile_files(files: Files) -> pd.DataFrame:
+    """All profile JSONs the caller names, concatenated."""
+    return _concat([read_profile(path, name) for name, path in _named(files)])
