@@ -1,12 +1,15 @@
 # DiffRWKVIR reproduction pipeline: data -> (train) -> evaluate -> (profile) -> tables.
 #   snakemake --cores 2 tables/table3.tex                      default profile (config/config.yaml)
 #   snakemake --cores 2 --configfile config/smoke.yaml ...     CI profile
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.1.0")
 
 
-configfile: "config/config.yaml"
+# The code and the published tables live beside this file; results go to the working directory (--directory).
+configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
 validate(config, "repro/schemas/config.schema.yaml")

@@ -1,9 +1,14 @@
 # Helpers shared by the rules: the interpreter, config lookups and which datasets are present.
 import json
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, workflow.basedir)  # repro/, models/, baselines/, kernels/ import from the repo root
+# repro/, models/, baselines/, kernels/ import from the repo root, here and in every job's `python -m repro`.
+REPO = workflow.basedir
+sys.path.insert(0, REPO)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+PUBLISHED = os.path.join(REPO, "tables", "published")
 
 from snakemake.exceptions import WorkflowError
 

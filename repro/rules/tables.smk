@@ -6,8 +6,8 @@ rule table3:
             dataset=present_sets(config["table3"]["datasets"]),
             scale=config["table3"]["scale"],
         ),
-        published="tables/published/table3.csv",
-        literature="tables/published/bicubic_literature.csv",
+        published=os.path.join(PUBLISHED, "table3.csv"),
+        literature=os.path.join(PUBLISHED, "bicubic_literature.csv"),
     output:
         csv="tables/table3.csv",
         tex="tables/table3.tex",
@@ -16,5 +16,5 @@ rule table3:
     params:
         tolerances=json.dumps(config["tolerances"]),
     shell:
-        "{PYTHON} -m repro table --table 3 --eval {input.evals} --published tables/published"
+        "{PYTHON} -m repro table --table 3 --eval {input.evals} --published {PUBLISHED}"
         " --tolerances '{params.tolerances}' --extra-published {input.literature} --out-csv {output.csv} --out-tex {output.tex} > {log} 2>&1"
