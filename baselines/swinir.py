@@ -1,1 +1,218 @@
-"""Placeholder: being written (see issue 5)."""
+"""SwinIR (Liang et al., ICCVW 2021): residual Swin Transformer blocks for image super-resolution.
+
+Registered as ``swinir`` (classical SR, 11.9 M parameters at x4) and ``swinir_light`` (lightweight SR, 0.93 M).
+The state-dict keys (buffers included) are those of the official ``models/network_swinir.py``, so a released
+checkpoint (after taking its ``params`` entry) loads with ``strict=True``; the shape of the ``attn_mask`` buffers
+depends on ``img_size`` (the training patch size: 64 for the DF2K x4 classical and all lightweight checkpoints,
+48 for the DIV2K classical ones).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from baselines._window_attention import (
+    RGB_MEAN,
+    DropPath,
+    Mlp,
+    TokenEmbed,
+    WindowAttention,
+    attend_in_windows,
+    check_sr_input,
+    init_transformer_weights,
+    pixel_shuffle_upsampler,
+    shifted_window_mask,
+    tokens_to_image,
+)
+from repro.registry import register_model
+
+
+def pad_like_swinir_test(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """Mirror-pad bottom and right as the official ``main_test_swinir.py`` does before inference.
+
+    Each side grows to ``(n // window_size + 1) * window_size``, so a side that is already a multiple of the window
+    still gains a full window (the official rule, kept because it changes the border pixels of the output). The
+    padding is the flipped image appended after the last row/column (symmetric, edge pixel repeated); inputs
+    smaller than the padding are extended by repeating the mirror.
+    """
+    for dim in (2, 3):
+        target = (x.shape[dim] // window_size + 1) * window_size
+        while x.shape[dim] < target:
+            x = torch.cat([x, x.flip(dim)], dim)
+        x = x.narrow(dim, 0, target)
+    return x
+
+
+class SwinTransformerBlock(nn.Module):
+    """``x + (S)W-MSA(LN x)``, then ``x + MLP(LN x)``, on tokens [B, H*W, C].
+
+    Args:
+        dim: channels.
+        input_resolution: (H, W) of the training patches; sets the ``attn_mask`` buffer of shifted blocks and, if
+            not larger than the window, shrinks the window to it and turns the shift off (official behaviour).
+        num_heads: attention heads.
+        window_size: window side.
+        shift: cyclic shift of the windows (0 or window_size // 2).
+        mlp_ratio: MLP hidden width / dim.
+        drop_path: stochastic depth rate of both residual branches.
+    """
+
+    def __init__(self, *, dim: int, input_resolution: tuple[int, int], num_heads: int, window_size: int, shift: int,
+                 mlp_ratio: float, drop_path: float) -> None:
+        super().__init__()
+        self.input_resolution = input_resolution
+        if min(input_resolution) <= window_size:
+            window_size, shift = min(input_resolution), 0
+        self.window_size = window_size
+        self.shift = shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim=dim, window_size=window_size, num_heads=num_heads, register_index=True)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim=dim, hidden=int(dim * mlp_ratio))
+        mask = shifted_window_mask(*input_resolution, window_size, shift) if shift else None
+        self.register_buffer("attn_mask", mask)
+
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], mask: torch.Tensor | None) -> torch.Tensor:
+        """``mask`` is the shift mask for ``x_size``; the stored buffer is used when the size is the training one."""
+        h, w = x_size
+        if self.shift and tuple(x_size) == tuple(self.input_resolution):
+            mask = self.attn_mask
+        attn = attend_in_windows(self.norm1(x).view(x.shape[0], h, w, -1), self.attn, shift=self.shift, mask=mask)
+        x = x + self.drop_path(attn.reshape(x.shape))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class BlockStack(nn.Module):
+    """The ``residual_group`` of an RSTB: its Swin blocks, shift off on even and on on odd positions."""
+
+    def __init__(self, *, dim: int, input_resolution: tuple[int, int], depth: int, num_heads: int, window_size: int,
+                 mlp_ratio: float, drop_path: list[float]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            SwinTransformerBlock(dim=dim, input_resolution=input_resolution, num_heads=num_heads, window_size=window_size,
+                                 shift=0 if i % 2 == 0 else window_size // 2, mlp_ratio=mlp_ratio, drop_path=drop_path[i])
+            for i in range(depth))
+
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], mask: torch.Tensor | None) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, x_size, mask)
+        return x
+
+
+class RSTB(nn.Module):
+    """Residual Swin Transformer Block: Swin blocks, conv3x3 on the image layout, plus the group input."""
+
+    def __init__(self, *, dim: int, drop_path: list[float], **stack) -> None:
+        super().__init__()
+        self.residual_group = BlockStack(dim=dim, drop_path=drop_path, **stack)
+        self.conv = nn.Conv2d(dim, dim, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], mask: torch.Tensor | None) -> torch.Tensor:
+        y = tokens_to_image(self.residual_group(x, x_size, mask), *x_size)
+        return self.conv(y).flatten(2).transpose(1, 2) + x
+
+
+class SwinIR(nn.Module):
+    """SwinIR for classical (``upsampler="pixelshuffle"``) and lightweight (``"pixelshuffledirect"``) SR.
+
+    ``forward(lq)``: RGB in [0, 1], [B, 3, h, w] of any size -> [B, 3, s*h, s*w]. The input is mirror-padded as the
+    official test script does (`pad_like_swinir_test`), the mean subtracted and the range scaled by ``img_range``;
+    the output is cropped back. Not clamped.
+
+    Args:
+        scale: 2, 3 or 4 (8 also works with ``pixelshuffle``).
+        img_size: training patch size; only sets the ``attn_mask`` buffers' shape (see module docstring).
+        embed_dim, depths, num_heads, window_size, mlp_ratio: the transformer body.
+        drop_path_rate: stochastic depth, rising linearly over all blocks from 0 to this value.
+        img_range: multiplier applied after subtracting the mean (1.0 in all SR checkpoints).
+        upsampler: ``"pixelshuffle"`` (conv + LeakyReLU, pixel-shuffle stages, conv) or ``"pixelshuffledirect"``
+            (one conv to 3*s^2 channels + PixelShuffle(s)).
+    """
+
+    def __init__(self, *, scale: int, img_size: int, embed_dim: int, depths: tuple[int, ...], num_heads: tuple[int, ...],
+                 window_size: int, mlp_ratio: float, drop_path_rate: float, img_range: float, upsampler: str) -> None:
+        super().__init__()
+        if upsampler not in ("pixelshuffle", "pixelshuffledirect"):
+            raise ValueError(f"upsampler must be 'pixelshuffle' or 'pixelshuffledirect', got {upsampler!r}")
+        if len(depths) != len(num_heads):
+            raise ValueError(f"depths {depths} and num_heads {num_heads} must have the same length")
+        self.scale = scale
+        self.window_size = window_size
+        self.img_range = img_range
+        self.upsampler = upsampler
+        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+
+        self.conv_first = nn.Conv2d(3, embed_dim, 3, 1, 1)
+        self.patch_embed = TokenEmbed(dim=embed_dim)
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        starts = [sum(depths[:i]) for i in range(len(depths))]
+        self.layers = nn.ModuleList(
+            RSTB(dim=embed_dim, input_resolution=(img_size, img_size), depth=d, num_heads=nh, window_size=window_size,
+                 mlp_ratio=mlp_ratio, drop_path=rates[s:s + d])
+            for d, nh, s in zip(depths, num_heads, starts))
+        self.norm = nn.LayerNorm(embed_dim)
+        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
+        if upsampler == "pixelshuffle":
+            num_feat = 64
+            self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
+            self.upsample = pixel_shuffle_upsampler(scale, num_feat)
+            self.conv_last = nn.Conv2d(num_feat, 3, 3, 1, 1)
+        else:
+            self.upsample = nn.Sequential(nn.Conv2d(embed_dim, 3 * scale ** 2, 3, 1, 1), nn.PixelShuffle(scale))
+        self.apply(init_transformer_weights)
+
+    def _shift_mask(self, h: int, w: int, device: torch.device) -> torch.Tensor | None:
+        block = next((b for layer in self.layers for b in layer.residual_group.blocks if b.shift), None)
+        if block is None:
+            return None
+        return shifted_window_mask(h, w, block.window_size, block.shift).to(device)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        mask = self._shift_mask(h, w, x.device)
+        tokens = self.patch_embed(x)
+        for layer in self.layers:
+            tokens = layer(tokens, (h, w), mask)
+        return tokens_to_image(self.norm(tokens), h, w)
+
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        check_sr_input(lq, "SwinIR")
+        h, w = lq.shape[-2:]
+        x = (pad_like_swinir_test(lq, self.window_size) - self.mean) * self.img_range
+        x = self.conv_first(x)
+        x = self.conv_after_body(self.forward_features(x)) + x
+        if self.upsampler == "pixelshuffle":
+            x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
+        else:
+            x = self.upsample(x)
+        x = x / self.img_range + self.mean
+        return x[..., : h * self.scale, : w * self.scale]
+
+
+def _check_scale(scale: int) -> None:
+    if scale not in (2, 3, 4):
+        raise ValueError(f"SwinIR is registered for scales 2, 3, 4, not {scale}")
+
+
+@register_model(name="swinir", family="swinir", scales=(2, 3, 4), size_multiple=8, supports_bf16=True, paper="SwinIR[21]")
+def swinir(*, scale: int = 4, img_size: int = 64, embed_dim: int = 180, depths: tuple[int, ...] = (6,) * 6,
+           num_heads: tuple[int, ...] = (6,) * 6, window_size: int = 8, mlp_ratio: float = 2.0,
+           drop_path_rate: float = 0.1, img_range: float = 1.0) -> SwinIR:
+    """Classical-SR SwinIR (``001_classicalSR_DF2K_s64w8_SwinIR-M_x{s}.pth``); ``img_size=48`` for the DIV2K ones."""
+    _check_scale(scale)
+    return SwinIR(scale=scale, img_size=img_size, embed_dim=embed_dim, depths=tuple(depths), num_heads=tuple(num_heads),
+                  window_size=window_size, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate, img_range=img_range,
+                  upsampler="pixelshuffle")
+
+
+@register_model(name="swinir_light", family="swinir", scales=(2, 3, 4), size_multiple=8, supports_bf16=True)
+def swinir_light(*, scale: int = 4, img_size: int = 64, embed_dim: int = 60, depths: tuple[int, ...] = (6,) * 4,
+                 num_heads: tuple[int, ...] = (6,) * 4, window_size: int = 8, mlp_ratio: float = 2.0,
+                 drop_path_rate: float = 0.1, img_range: float = 1.0) -> SwinIR:
+    """Lightweight-SR SwinIR (``002_lightweightSR_DIV2K_s64w8_SwinIR-S_x{s}.pth``)."""
+    _check_scale(scale)
+    return SwinIR(scale=scale, img_size=img_size, embed_dim=embed_dim, depths=tuple(depths), num_heads=tuple(num_heads),
+                  window_size=window_size, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate, img_range=img_range,
+                  upsampler="pixelshuffledirect")
