@@ -1,1 +1,409 @@
-"""Placeholder: being written (see issue 5)."""
+"""DiffIR (Xia et al., ICCV'23): DIRformer restoration U-Net with IPR modulation, stage 1 and stage 2.
+
+Follows the official ``DiffIR-SRGAN/DiffIR/archs/S{1,2}_arch.py`` (SR; the tail upsampler follows ``scale``, so x2,
+x3 and x4 are supported) and ``DiffIR-inpainting/archs/S{1,2}_arch.py`` (4-channel input, no refinement, no tail, no
+global residual). Module names match the official ones, so official state dicts load with ``strict=True``.
+
+Stage 1 (``DiffIRS1``): CPEN_S1 encodes [LQ, PixelUnshuffle(GT)] into the IPR z; G restores LQ under z; loss L1.
+Stage 2 (``DiffIRS2``): CPEN_S2 encodes LQ into the condition c, a T-step diffusion over z (``diffir_prior``)
+replaces CPEN_S1; loss L1(SR, GT) + L1(z_S2, z_S1). The official S2-GAN / LaMa losses are not part of this module.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.diffir_prior import CPEN, IPRDiffusion, MLPDenoiser
+from repro.registry import register_model
+
+__all__ = ["DIRformer", "DiffIRS1", "DiffIRS2", "diffir", "diffir_inpaint", "diffir_inpaint_s1", "diffir_s1"]
+
+SIZE_MULTIPLE = 8  # three 2x downsamplings in the U-Net
+
+
+class _BiasFreeNorm(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Restormer's BiasFree variant scales by the std but does not subtract the mean.
+        var = x.var(1, keepdim=True, unbiased=False)
+        return x * torch.rsqrt(var + 1e-5) * self.weight.view(1, -1, 1, 1)
+
+
+class _WithBiasNorm(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu = x.mean(1, keepdim=True)
+        var = x.var(1, keepdim=True, unbiased=False)
+        return (x - mu) * torch.rsqrt(var + 1e-5) * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class LayerNorm(nn.Module):
+    """Per-pixel LayerNorm over channels of a [B, C, H, W] map (``body`` holds the weights, as upstream)."""
+
+    def __init__(self, *, dim: int, layernorm_type: str) -> None:
+        super().__init__()
+        if layernorm_type not in ("BiasFree", "WithBias"):
+            raise ValueError(f"layernorm_type must be 'BiasFree' or 'WithBias', got {layernorm_type!r}")
+        self.body = _BiasFreeNorm(dim) if layernorm_type == "BiasFree" else _WithBiasNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def _modulate(kernel: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """x * gamma + beta with (gamma, beta) = Linear(z), per channel."""
+    gamma, beta = kernel(z).view(x.shape[0], 2 * x.shape[1], 1, 1).chunk(2, dim=1)
+    return x * gamma + beta
+
+
+class Attention(nn.Module):
+    """DMTA: Restormer's transposed (channel) attention on IPR-modulated features."""
+
+    def __init__(self, *, dim: int, num_heads: int, bias: bool, ipr_dim: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.kernel = nn.Sequential(nn.Linear(ipr_dim, 2 * dim, bias=False))
+        self.qkv = nn.Conv2d(dim, 3 * dim, 1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(3 * dim, 3 * dim, 3, padding=1, groups=3 * dim, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        x = _modulate(self.kernel, x, z)
+        q, k, v = (t.reshape(b, self.num_heads, c // self.num_heads, h * w) for t in self.qkv_dwconv(self.qkv(x)).chunk(3, 1))
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
+        return self.project_out((attn @ v).reshape(b, c, h, w))
+
+
+class FeedForward(nn.Module):
+    """DGFN: gated depthwise-conv feed-forward on IPR-modulated features."""
+
+    def __init__(self, *, dim: int, ffn_expansion_factor: float, bias: bool, ipr_dim: int) -> None:
+        super().__init__()
+        hidden = int(dim * ffn_expansion_factor)
+        self.project_in = nn.Conv2d(dim, 2 * hidden, 1, bias=bias)
+        self.dwconv = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden, bias=bias)
+        self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
+        self.kernel = nn.Sequential(nn.Linear(ipr_dim, 2 * dim, bias=False))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        x1, x2 = self.dwconv(self.project_in(_modulate(self.kernel, x, z))).chunk(2, dim=1)
+        return self.project_out(F.gelu(x1) * x2)
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, *, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool, layernorm_type: str,
+                 ipr_dim: int) -> None:
+        super().__init__()
+        self.norm1 = LayerNorm(dim=dim, layernorm_type=layernorm_type)
+        self.attn = Attention(dim=dim, num_heads=num_heads, bias=bias, ipr_dim=ipr_dim)
+        self.norm2 = LayerNorm(dim=dim, layernorm_type=layernorm_type)
+        self.ffn = FeedForward(dim=dim, ffn_expansion_factor=ffn_expansion_factor, bias=bias, ipr_dim=ipr_dim)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), z)
+        return x + self.ffn(self.norm2(x), z)
+
+
+class _Blocks(nn.ModuleList):
+    """A stack of TransformerBlocks sharing one IPR (same state-dict keys as upstream's nn.Sequential)."""
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        for block in self:
+            x = block(x, z)
+        return x
+
+
+class _Resample(nn.Module):
+    """conv3x3 then Pixel(Un)Shuffle(2): Downsample halves the channels first, Upsample doubles them."""
+
+    def __init__(self, *, n_feat: int, down: bool) -> None:
+        super().__init__()
+        out = n_feat // 2 if down else 2 * n_feat
+        shuffle = nn.PixelUnshuffle(2) if down else nn.PixelShuffle(2)
+        self.body = nn.Sequential(nn.Conv2d(n_feat, out, 3, padding=1, bias=False), shuffle)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class _PatchEmbed(nn.Module):
+    def __init__(self, *, in_channels: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, dim, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+def _upsampler(scale: int, n_feat: int) -> nn.Sequential:
+    """EDSR-style sub-pixel upsampler (official ``common.Upsampler``; convs with bias)."""
+    layers: list[nn.Module] = []
+    if scale in (2, 4):
+        for _ in range(scale // 2):
+            layers += [nn.Conv2d(n_feat, 4 * n_feat, 3, padding=1), nn.PixelShuffle(2)]
+    elif scale == 3:
+        layers += [nn.Conv2d(n_feat, 9 * n_feat, 3, padding=1), nn.PixelShuffle(3)]
+    else:
+        raise ValueError(f"DIRformer supports scale 2, 3 or 4, got {scale}")
+    return nn.Sequential(*layers)
+
+
+class DIRformer(nn.Module):
+    """Restormer-style 4-level U-Net whose every block is modulated by the IPR z.
+
+    Args:
+        in_channels: input channels (3 for SR, 4 = masked image + mask for inpainting).
+        out_channels: output channels.
+            Default: 3.
+        scale: SR factor (2, 3, 4): sub-pixel tail and nearest-upsampled global residual. None: inpainting head
+            (one conv3x3 2C->out, no residual).
+            Default: 4.
+        dim: level-1 width C; levels use C, 2C, 4C, 8C; decoder level 1 and refinement run at 2C.
+        num_blocks: blocks per encoder level (the decoder mirrors levels 1-3).
+        num_refinement_blocks: blocks after decoder level 1.
+        heads: attention heads per level.
+        ffn_expansion_factor: DGFN hidden-width factor.
+        bias: bias in the block convs.
+        layernorm_type: "BiasFree" or "WithBias".
+        ipr_dim: size of z.
+            Default: 256.
+    """
+
+    def __init__(self, *, in_channels: int = 3, out_channels: int = 3, scale: int | None = 4, dim: int = 64,
+                 num_blocks: tuple[int, int, int, int] = (13, 1, 1, 1), num_refinement_blocks: int = 13,
+                 heads: tuple[int, int, int, int] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.2, bias: bool = False,
+                 layernorm_type: str = "BiasFree", ipr_dim: int = 256) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.scale = scale
+
+        def blocks(n: int, width: int, n_heads: int) -> _Blocks:
+            return _Blocks(TransformerBlock(dim=width, num_heads=n_heads, ffn_expansion_factor=ffn_expansion_factor,
+                                            bias=bias, layernorm_type=layernorm_type, ipr_dim=ipr_dim) for _ in range(n))
+
+        c1, c2, c3, c4 = dim, 2 * dim, 4 * dim, 8 * dim
+        self.patch_embed = _PatchEmbed(in_channels=in_channels, dim=c1)
+        self.encoder_level1 = blocks(num_blocks[0], c1, heads[0])
+        self.down1_2 = _Resample(n_feat=c1, down=True)
+        self.encoder_level2 = blocks(num_blocks[1], c2, heads[1])
+        self.down2_3 = _Resample(n_feat=c2, down=True)
+        self.encoder_level3 = blocks(num_blocks[2], c3, heads[2])
+        self.down3_4 = _Resample(n_feat=c3, down=True)
+        self.latent = blocks(num_blocks[3], c4, heads[3])
+        self.up4_3 = _Resample(n_feat=c4, down=False)
+        self.reduce_chan_level3 = nn.Conv2d(c4, c3, 1, bias=bias)
+        self.decoder_level3 = blocks(num_blocks[2], c3, heads[2])
+        self.up3_2 = _Resample(n_feat=c3, down=False)
+        self.reduce_chan_level2 = nn.Conv2d(c3, c2, 1, bias=bias)
+        self.decoder_level2 = blocks(num_blocks[1], c2, heads[1])
+        # Level 1 concatenates the skip without a 1x1 reduce, so the rest runs at 2C.
+        self.up2_1 = _Resample(n_feat=c2, down=False)
+        self.decoder_level1 = blocks(num_blocks[0], c2, heads[0])
+        self.refinement = blocks(num_refinement_blocks, c2, heads[0])
+        if scale is None:
+            self.output = nn.Conv2d(c2, out_channels, 3, padding=1, bias=bias)
+        else:
+            self.tail = nn.Sequential(_upsampler(scale, c2), nn.Conv2d(c2, out_channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2] % SIZE_MULTIPLE or x.shape[-1] % SIZE_MULTIPLE:
+            raise ValueError(f"DIRformer needs H and W divisible by {SIZE_MULTIPLE}, got {tuple(x.shape[-2:])}")
+        e1 = self.encoder_level1(self.patch_embed(x), z)
+        e2 = self.encoder_level2(self.down1_2(e1), z)
+        e3 = self.encoder_level3(self.down2_3(e2), z)
+        lat = self.latent(self.down3_4(e3), z)
+        d3 = self.decoder_level3(self.reduce_chan_level3(torch.cat([self.up4_3(lat), e3], 1)), z)
+        d2 = self.decoder_level2(self.reduce_chan_level2(torch.cat([self.up3_2(d3), e2], 1)), z)
+        d1 = self.refinement(self.decoder_level1(torch.cat([self.up2_1(d2), e1], 1), z), z)
+        if self.scale is None:
+            return self.output(d1)
+        return self.tail(d1) + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+def _pad(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+    """Pad bottom/right by reflection (as the official pad_test); replicate where the image is too small to reflect."""
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+class _DiffIRBase(nn.Module):
+    """Shared input checks, padding and the restoration network G."""
+
+    def __init__(self, *, task: str, scale: int, dim: int, num_blocks: tuple[int, int, int, int], num_refinement_blocks: int,
+                 heads: tuple[int, int, int, int], ffn_expansion_factor: float, bias: bool, layernorm_type: str) -> None:
+        super().__init__()
+        if task not in ("sr", "inpaint"):
+            raise ValueError(f"task must be 'sr' or 'inpaint', got {task!r}")
+        self.task = task
+        self.scale = scale if task == "sr" else 1
+        self.lq_channels = 3 if task == "sr" else 4
+        self.G = DIRformer(in_channels=self.lq_channels, scale=scale if task == "sr" else None, dim=dim,
+                           num_blocks=tuple(num_blocks), num_refinement_blocks=num_refinement_blocks, heads=tuple(heads),
+                           ffn_expansion_factor=ffn_expansion_factor, bias=bias, layernorm_type=layernorm_type)
+
+    def _pad_lq(self, lq: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        if lq.ndim != 4 or lq.shape[1] != self.lq_channels:
+            raise ValueError(f"DiffIR ({self.task}) expects lq of shape [B, {self.lq_channels}, H, W], got {tuple(lq.shape)}")
+        h, w = lq.shape[-2:]
+        ph, pw = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
+        return _pad(lq, ph, pw), ph, pw
+
+    def _pad_gt(self, gt: torch.Tensor, lq: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+        want = (lq.shape[0], 3, self.scale * lq.shape[-2], self.scale * lq.shape[-1])
+        if tuple(gt.shape) != want:
+            raise ValueError(f"gt must have shape {want} for lq {tuple(lq.shape)} at scale {self.scale}, "
+                             f"got {tuple(gt.shape)}")
+        return _pad(gt, ph * self.scale, pw * self.scale)
+
+    def _restore(self, lq_padded: torch.Tensor, z: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        return self.G(lq_padded, z)[..., : self.scale * h, : self.scale * w]
+
+
+class DiffIRS1(_DiffIRBase):
+    """Stage 1: G + CPEN_S1 (``E``), which sees the ground truth. See ``DIRformer`` for the G arguments.
+
+    Args:
+        task: "sr" or "inpaint".
+        n_encoder_res: residual blocks in CPEN_S1.
+    """
+
+    def __init__(self, *, task: str = "sr", scale: int = 4, dim: int = 64,
+                 num_blocks: tuple[int, int, int, int] = (13, 1, 1, 1), num_refinement_blocks: int = 13,
+                 heads: tuple[int, int, int, int] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.2, bias: bool = False,
+                 layernorm_type: str = "BiasFree", n_encoder_res: int = 9) -> None:
+        super().__init__(task=task, scale=scale, dim=dim, num_blocks=num_blocks, num_refinement_blocks=num_refinement_blocks,
+                         heads=heads, ffn_expansion_factor=ffn_expansion_factor, bias=bias, layernorm_type=layernorm_type)
+        if task == "sr":  # cat[LQ, PixelUnshuffle_s(GT)]
+            self.E = CPEN(in_channels=3 + 3 * scale * scale, n_encoder_res=n_encoder_res)
+        else:  # PixelUnshuffle_4(cat[LQ, GT]) = cat[PU4(LQ), PU4(GT)]: 112 channels
+            self.E = CPEN(in_channels=4 + 3, n_encoder_res=n_encoder_res, unshuffle=4)
+
+    def _encode_padded(self, lq_p: torch.Tensor, gt_p: torch.Tensor) -> torch.Tensor:
+        if self.task == "sr":
+            return self.E(torch.cat([lq_p, F.pixel_unshuffle(gt_p, self.scale)], 1))
+        return self.E(torch.cat([lq_p, gt_p], 1))
+
+    def encode_prior(self, lq: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        """IPR_S1 [B, 256] of the (lq, gt) pair: the stage-2 target."""
+        lq_p, ph, pw = self._pad_lq(lq)
+        return self._encode_padded(lq_p, self._pad_gt(gt, lq, ph, pw))
+
+    def forward(self, lq: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        lq_p, ph, pw = self._pad_lq(lq)
+        z = self._encode_padded(lq_p, self._pad_gt(gt, lq, ph, pw))
+        return self._restore(lq_p, z, *lq.shape[-2:])
+
+    def compute_losses(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+        l1 = F.l1_loss(self(lq, gt), gt)
+        return {"l1_pix": l1, "total": l1}
+
+
+class DiffIRS2(_DiffIRBase):
+    """Stage 2: G + CPEN_S2 (``condition``) + x0 denoiser (``denoise``) + the IPR diffusion (``diffusion``).
+
+    ``diffusion.model`` / ``diffusion.condition`` are the same modules as ``denoise`` / ``condition`` (official
+    layout: both names are in the state dict, the parameters are counted once).
+
+    Args:
+        task, n_encoder_res: as ``DiffIRS1``.
+        n_denoise_res: hidden layers of the denoiser MLP.
+        timesteps: diffusion steps T.
+        linear_start, linear_end: first and last beta of the "linear" schedule.
+    """
+
+    def __init__(self, *, task: str = "sr", scale: int = 4, dim: int = 64,
+                 num_blocks: tuple[int, int, int, int] = (13, 1, 1, 1), num_refinement_blocks: int = 13,
+                 heads: tuple[int, int, int, int] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.2, bias: bool = False,
+                 layernorm_type: str = "BiasFree", n_encoder_res: int = 9, n_denoise_res: int = 1, timesteps: int = 4,
+                 linear_start: float = 0.1, linear_end: float = 0.99) -> None:
+        super().__init__(task=task, scale=scale, dim=dim, num_blocks=num_blocks, num_refinement_blocks=num_refinement_blocks,
+                         heads=heads, ffn_expansion_factor=ffn_expansion_factor, bias=bias, layernorm_type=layernorm_type)
+        if task == "sr":
+            self.condition = CPEN(in_channels=3, n_encoder_res=n_encoder_res)
+        else:
+            self.condition = CPEN(in_channels=4, n_encoder_res=n_encoder_res, unshuffle=4)
+        self.denoise = MLPDenoiser(ipr_dim=self.condition.ipr_dim, n_denoise_res=n_denoise_res, timesteps=timesteps)
+        self.diffusion = IPRDiffusion(denoise=self.denoise, condition=self.condition, timesteps=timesteps,
+                                      linear_start=linear_start, linear_end=linear_end)
+
+    def forward(self, lq: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Inference: T deterministic reverse steps from x_T ~ N(0, I), then G."""
+        lq_p, _, _ = self._pad_lq(lq)
+        return self._restore(lq_p, self.diffusion(lq_p, generator=generator), *lq.shape[-2:])
+
+    def compute_losses(self, lq: torch.Tensor, gt: torch.Tensor, *, prior_s1: torch.Tensor,
+                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """L1(SR, GT) + L1(IPR_S2, IPR_S1); ``prior_s1`` is the frozen stage-1 ``encode_prior(lq, gt)``."""
+        lq_p, ph, pw = self._pad_lq(lq)
+        self._pad_gt(gt, lq, ph, pw)  # shape check only
+        z = self.diffusion(lq_p, prior_s1.detach(), generator=generator)
+        l1_pix = F.l1_loss(self._restore(lq_p, z, *lq.shape[-2:]), gt)
+        l1_ipr = F.l1_loss(z, prior_s1.detach())
+        return {"l1_pix": l1_pix, "l1_ipr": l1_ipr, "total": l1_pix + l1_ipr}
+
+    @torch.no_grad()
+    def load_stage1(self, state_dict: dict[str, torch.Tensor]) -> list[str]:
+        """Initialise from a stage-1 state dict: every key present here with the same shape (in practice ``G.*``).
+
+        Mirrors the official ``strict_load_g: False``; CPEN_S1 (``E.*``) has no counterpart and is ignored. Raises if
+        any ``G.*`` tensor cannot be loaded. Returns the loaded keys.
+        """
+        own = self.state_dict()
+        loaded = [k for k, v in state_dict.items() if k in own and own[k].shape == v.shape]
+        # Stage 1 and stage 2 share G's architecture, so a G tensor that does not load means a config mismatch.
+        unmatched = sorted(k for k in own if k.startswith("G.") and k not in loaded)
+        if unmatched:
+            raise ValueError(f"load_stage1: {len(unmatched)} G tensors are missing or differ in shape in the stage-1 "
+                             f"state dict (wrong scale or config?), e.g. {unmatched[:3]}")
+        self.load_state_dict({k: state_dict[k] for k in loaded}, strict=False)
+        return loaded
+
+
+# options/train_DiffIRS{1,2}_x4.yml
+_SR_DEFAULTS = {"dim": 64, "num_blocks": (13, 1, 1, 1), "num_refinement_blocks": 13, "heads": (1, 2, 4, 8),
+                "ffn_expansion_factor": 2.2, "bias": False, "layernorm_type": "BiasFree", "n_encoder_res": 9}
+# DiffIR-inpainting/configs/training/generator/DiffIRS2-place2.yaml
+_INPAINT_DEFAULTS = {"dim": 52, "num_blocks": (1, 1, 1, 9), "num_refinement_blocks": 0, "heads": (1, 2, 4, 8),
+                     "ffn_expansion_factor": 1.8, "bias": False, "layernorm_type": "WithBias", "n_encoder_res": 5}
+
+
+@register_model(name="diffir_s1", family="diffir", scales=(2, 3, 4), size_multiple=SIZE_MULTIPLE, stage=1, paper="DiffIR[11]")
+def diffir_s1(*, scale: int = 4, **overrides) -> DiffIRS1:
+    """DiffIR stage 1 for SR, official x4 config (options/train_DiffIRS1_x4.yml); keyword overrides go to DiffIRS1."""
+    return DiffIRS1(task="sr", scale=scale, **{**_SR_DEFAULTS, **overrides})
+
+
+@register_model(name="diffir", family="diffir", scales=(2, 3, 4), size_multiple=SIZE_MULTIPLE, stage=2, paper="DiffIR[11]")
+def diffir(*, scale: int = 4, timesteps: int = 4, **overrides) -> DiffIRS2:
+    """DiffIR stage 2 for SR, official x4 config (options/train_DiffIRS2_x4.yml, T=4)."""
+    return DiffIRS2(task="sr", scale=scale, timesteps=timesteps, **{**_SR_DEFAULTS, **overrides})
+
+
+@register_model(name="diffir_inpaint_s1", family="diffir", task="inpaint", scales=(1,), size_multiple=SIZE_MULTIPLE, stage=1,
+                paper="DiffIR[11]")
+def diffir_inpaint_s1(**overrides) -> DiffIRS1:
+    """DiffIR stage 1 for inpainting (Places2 config)."""
+    return DiffIRS1(task="inpaint", **{**_INPAINT_DEFAULTS, **overrides})
+
+
+@register_model(name="diffir_inpaint", family="diffir", task="inpaint", scales=(1,), size_multiple=SIZE_MULTIPLE, stage=2,
+                paper="DiffIR[11]")
+def diffir_inpaint(*, timesteps: int = 4, **overrides) -> DiffIRS2:
+    """DiffIR stage 2 for inpainting (Places2 config, T=4)."""
+    return DiffIRS2(task="inpaint", timesteps=timesteps, **{**_INPAINT_DEFAULTS, **overrides})

@@ -162,14 +162,22 @@ def evaluate(model_name: str, dataset: str, scale: int, out_dir: str | Path, *, 
             fh.flush()
             rows.append(row)
 
-    means = {m: float(np.mean([r[m] for r in rows])) for m in protocol.metrics}
+    means, undefined = {}, {}
+    for m in protocol.metrics:
+        values = np.array([r[m] for r in rows], dtype=np.float64)
+        # A metric can be undefined for some images (SAM of a grayscale image): the mean is over the others, and
+        # the sidecar says which images were left out. A metric missing altogether stays NaN.
+        means[m] = float(np.nanmean(values)) if not np.isnan(values).all() else math.nan
+        if m not in protocol.missing and np.isnan(values).any():
+            names = [r["image"] for r, v in zip(rows, values) if np.isnan(v)]
+            undefined[m] = f"undefined for {len(names)} of {len(rows)} images ({', '.join(names)}); mean over the rest"
     with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
         writer.writerow({"image": "mean", **means})
     meta = {"model": model_name, "dataset": spec.name, "scale": scale, "protocol": protocol.name,
-            "n_images": len(rows), "missing": dict(protocol.missing), "checkpoint": run_key["checkpoint"],
+            "n_images": len(rows), "missing": dict(protocol.missing), "undefined": undefined, "checkpoint": run_key["checkpoint"],
             "overrides": run_key["overrides"], "tile": tile, "device": device, "git_sha": _git_sha(),
             "versions": _versions()}
     json_path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
