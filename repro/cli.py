@@ -29,7 +29,8 @@ def cmd_evaluate(args) -> None:
     result = evaluate(args.model, args.dataset, args.scale, args.out, data_mirror=args.data_mirror,
                       data_dir=args.data_dir, prepared_dir=args.prepared, checkpoint=args.checkpoint,
                       overrides=_overrides(args.set), metric_weights=args.metric_weights, device=args.device,
-                      tile=args.tile, progress=not args.quiet)
+                      tile=args.tile, metrics=tuple(args.metrics.split(",")) if args.metrics else None,
+                      progress=not args.quiet)
     print(f"{args.model} {args.dataset} x{args.scale}: {format_means(result)}  -> {result.csv_path}")
     for metric, reason in result.missing.items():
         print(f"  {metric}: missing ({reason})")
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--metric-weights", default=None, help="folder with NIQE/LPIPS/FID weight files")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tile", type=int, default=None, help="LR tile size for images that do not fit in memory")
+    p.add_argument("--metrics", default=None, help="comma-separated subset of the protocol's metrics, e.g. psnr,ssim")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model constructor override")
     p.add_argument("--quiet", action="store_true")
     data_args(p)

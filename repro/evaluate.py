@@ -63,29 +63,27 @@ def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
         raise RuntimeError(f"{path}: checkpoint does not fit the model: {err}") from err
 
 
-def tiled_forward(model: torch.nn.Module, lr: torch.Tensor, scale: int, *, tile: int, overlap: int = 16) -> torch.Tensor:
-    """Run ``model`` on overlapping LR tiles and blend them with equal weights where they overlap.
+def tiled_forward(model: torch.nn.Module, lr: torch.Tensor, scale: int, *, tile: int, context: int = 16) -> torch.Tensor:
+    """Run ``model`` on LR tiles of ``tile`` pixels, each with ``context`` extra pixels around it, keeping the centres.
 
-    Exact for networks with a receptive field smaller than ``overlap``; for global models (attention, 2D scans) the
-    seams are averaged, which is why it is off by default and only used when an image does not fit in memory.
+    Exact for networks whose receptive field reaches at most ``context`` LR pixels (convolutional ones); for global
+    networks (attention windows, 2D scans) each tile only sees its surroundings, so use the largest tile that fits.
     """
-    _, c, h, w = lr.shape
+    _, _, h, w = lr.shape
+    if tile <= 0 or context < 0:
+        raise ValueError(f"tile must be positive and context non-negative, got tile={tile}, context={context}")
     if tile >= max(h, w):
         return model(lr)
-    stride = tile - overlap
-    if stride <= 0:
-        raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
-    out = lr.new_zeros(1, 3, h * scale, w * scale)
-    weight = torch.zeros_like(out)
-    ys = sorted({*range(0, max(h - tile, 0) + 1, stride), max(h - tile, 0)})
-    xs = sorted({*range(0, max(w - tile, 0) + 1, stride), max(w - tile, 0)})
-    for y in ys:
-        for x in xs:
-            patch = model(lr[..., y:y + tile, x:x + tile])
-            ys_, xs_ = slice(y * scale, y * scale + patch.shape[-2]), slice(x * scale, x * scale + patch.shape[-1])
-            out[..., ys_, xs_] += patch
-            weight[..., ys_, xs_] += 1
-    return out / weight
+    out = lr.new_zeros(lr.shape[0], 3, h * scale, w * scale)
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            y0, x0 = max(y - context, 0), max(x - context, 0)
+            y1, x1 = min(y + tile + context, h), min(x + tile + context, w)
+            patch = model(lr[..., y0:y1, x0:x1])
+            core_h, core_w = min(tile, h - y), min(tile, w - x)
+            out[..., y * scale:(y + core_h) * scale, x * scale:(x + core_w) * scale] = patch[
+                ..., (y - y0) * scale:(y - y0 + core_h) * scale, (x - x0) * scale:(x - x0 + core_w) * scale]
+    return out
 
 
 def _git_sha() -> str:
@@ -114,8 +112,11 @@ def iter_pairs(dataset: str, scale: int, *, data_mirror, data_dir, prepared_dir)
 def evaluate(model_name: str, dataset: str, scale: int, out_dir: str | Path, *, data_mirror: str | Path | None = None,
              data_dir: str | Path = "data", prepared_dir: str | Path | None = None, checkpoint: str | Path | None = None,
              overrides: dict | None = None, metric_weights: str | Path | None = None, device: str = "cpu",
-             tile: int | None = None, progress: bool = True) -> EvalResult:
-    """Evaluate ``model_name`` on ``dataset`` at ``scale``; writes ``<out_dir>/<Dataset>_x<scale>.{csv,json}``."""
+             tile: int | None = None, metrics: tuple[str, ...] | None = None, progress: bool = True) -> EvalResult:
+    """Evaluate ``model_name`` on ``dataset`` at ``scale``; writes ``<out_dir>/<Dataset>_x<scale>.{csv,json}``.
+
+    ``metrics`` selects a subset of the protocol's metrics (default: all); ``tile`` runs large images in tiles.
+    """
     from repro.metrics import get_protocol
 
     spec = get_dataset(dataset)
@@ -131,10 +132,10 @@ def evaluate(model_name: str, dataset: str, scale: int, out_dir: str | Path, *, 
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     model.eval().to(device)
-    protocol = get_protocol("sr", scale=scale, metric_weights=metric_weights, device=device)
+    protocol = get_protocol("sr", scale=scale, metric_weights=metric_weights, device=device, metrics=metrics)
     columns = ["image", *protocol.metrics]
     run_key = {"model": model_name, "overrides": overrides or {}, "checkpoint": str(checkpoint) if checkpoint else None,
-               "protocol": protocol.name, "tile": tile}
+               "protocol": protocol.name, "metrics": list(protocol.metrics), "tile": tile}
 
     done: dict[str, dict] = {}
     if partial_json.exists() and partial_csv.exists() and json.loads(partial_json.read_text()) == run_key:
