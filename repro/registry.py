@@ -21,10 +21,10 @@ import dataclasses
 import fnmatch
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-import torch.nn as nn
+from torch import nn
 
 # Packages whose import registers entry points. Imported on first use so that `import repro` stays light.
 _PROVIDERS = ("baselines", "models")

@@ -76,8 +76,9 @@ def test_png_of_a_jpeg_set_is_accepted_by_its_pixels(data_mirror, tmp_path, monk
     img = np.asarray(Image.open(tmp_path / spec.folder / "img001.png")).copy()
     img[5, 5, 1] ^= 4
     Image.fromarray(img).save(tmp_path / spec.folder / "img001.png", compress_level=1)
-    assert verify(spec, tmp_path) == [f"{tmp_path / spec.folder / 'img001.png'}: checksum mismatch "
-                                      "(neither the file nor its decoded pixels match the manifest)"]
+    expected = (f"{tmp_path / spec.folder / 'img001.png'}: checksum mismatch "
+                "(neither the file nor its decoded pixels match the manifest)")
+    assert verify(spec, tmp_path) == [expected]
 
 
 def test_download_fetches_checks_and_converts(data_mirror, tmp_path, monkeypatch):
