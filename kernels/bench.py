@@ -1,0 +1,148 @@
+"""Benchmark of the state-evolution backends on this machine: `python -m kernels.bench [--rounds N]`.
+
+Plain delta rule at B=4, H=4, T=4096, K=V=32 (a 64x64 map) and a 2D scan of a 64x64 map with 64 channels in 2 heads
+(four directions, one call). Contenders run interleaved, round after round, and each reports its median, so load
+from other processes hits all of them alike. Every fast contender is first checked against the naive loop.
+The last line printed is `ratio_vs_naive=<x> ratio_vs_fla_naive_chunk=<y> fraction_of_matmul_peak=<z>`:
+x, y are time ratios for the plain delta rule (x against this package's naive loop, the oracle; the ratio against
+fla's naive loop is printed above it), z = FLOPs of the chunked algorithm (`delta_rule_flops`) / time /
+the fp32 matmul rate measured in the same run.
+"""
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from kernels import delta_rule, scan2d
+from kernels.chunk import delta_rule_flops
+
+MATMUL_SIZE = 2048
+
+
+def interleaved_medians(
+    contenders: dict[str, Callable[[], object]], rounds: int, sync: Callable[[], None] = lambda: None
+) -> dict[str, float]:
+    """Median wall time of each contender over `rounds` rounds, one call of each per round (after one warm-up)."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for fn in contenders.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def delta_rule_inputs(batch: int, heads: int, seq_len: int, dim: int) -> tuple[torch.Tensor, ...]:
+    q = torch.randn(batch, seq_len, heads, dim)
+    k = F.normalize(torch.randn(batch, seq_len, heads, dim), dim=-1)
+    v = torch.randn(batch, seq_len, heads, dim)
+    beta = torch.rand(batch, seq_len, heads).sigmoid()
+    return q, k, v, beta
+
+
+def scan_inputs(side: int, channels: int, heads: int) -> tuple[torch.Tensor, ...]:
+    dim = channels // heads
+    shape = (1, side * side, heads, dim)
+    q, v = torch.randn(shape), torch.randn(shape)
+    k_hat = F.normalize(torch.randn(shape), dim=-1)
+    eta = torch.rand(shape)
+    gk = -0.6065 * torch.rand(shape)  # RWKV-7's log-decay range
+    return q, F.normalize(torch.randn(shape), dim=-1), v, -k_hat, eta * k_hat, gk
+
+
+def gpu_section(rounds: int) -> None:
+    """fla's Triton kernels against our chunked PyTorch on the GPU, same shapes (only when CUDA is present)."""
+    torch.manual_seed(0)
+    delta = [x.cuda() for x in delta_rule_inputs(4, 4, 4096, 32)]
+    scan = [x.cuda() for x in scan_inputs(64, 64, 2)]
+    contenders = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        d = [x.to(dtype) for x in delta]
+        sc = [x.to(dtype) for x in scan]
+        tag = str(dtype).removeprefix("torch.")
+        for backend in ("fla", "chunk"):
+            contenders[f"delta rule {backend} {tag}"] = lambda d=d, b=backend: delta_rule(*d, backend=b)
+            contenders[f"scan2d {backend} {tag}"] = lambda sc=sc, b=backend: scan2d(*sc, height=64, width=64, backend=b)
+    with torch.no_grad():
+        times = interleaved_medians(contenders, rounds, sync=torch.cuda.synchronize)
+    print(f"GPU {torch.cuda.get_device_name()}:")
+    for name, t in times.items():
+        print(f"  {name:<28s} {t * 1e3:9.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per contender (median reported)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from fla.ops.delta_rule.naive import delta_rule_chunkwise, delta_rule_recurrence
+
+    torch.manual_seed(0)
+    batch, heads, seq_len, dim, chunk_size = 4, 4, 4096, 32, 64
+    q, k, v, beta = delta_rule_inputs(batch, heads, seq_len, dim)
+    head_first = [x.transpose(1, 2).contiguous() for x in (q, k, v, beta)]
+    mat_a, mat_b = torch.randn(MATMUL_SIZE, MATMUL_SIZE), torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+    scan_args = scan_inputs(64, 64, 2)
+
+    with torch.no_grad():
+        reference, _ = delta_rule(q, k, v, beta, backend="naive")
+        ours, _ = delta_rule(q, k, v, beta, backend="chunk", chunk_size=chunk_size)
+        fla_out = delta_rule_chunkwise(*head_first, chunk_size=chunk_size)[0].transpose(1, 2)
+        for name, out in (("chunk", ours), ("fla naive chunkwise", fla_out)):
+            err = ((out - reference).norm() / reference.norm()).item()
+            assert err < 1e-4, f"{name} disagrees with the naive loop (relative error {err:.2e})"
+        scan_ref = scan2d(*scan_args, height=64, width=64, backend="naive")
+        scan_ours = scan2d(*scan_args, height=64, width=64, backend="chunk")
+        err = ((scan_ours - scan_ref).norm() / scan_ref.norm()).item()
+        assert err < 1e-4, f"chunk 2D scan disagrees with the naive loop (relative error {err:.2e})"
+
+        times = interleaved_medians(
+            {
+                "naive loop": lambda: delta_rule(q, k, v, beta, backend="naive"),
+                "fla naive loop": lambda: delta_rule_recurrence(*head_first),
+                "fla naive chunkwise": lambda: delta_rule_chunkwise(*head_first, chunk_size=chunk_size),
+                "chunk": lambda: delta_rule(q, k, v, beta, backend="chunk", chunk_size=chunk_size),
+                "matmul": lambda: mat_a @ mat_b,
+                "scan2d naive": lambda: scan2d(*scan_args, height=64, width=64, backend="naive"),
+                "scan2d chunk": lambda: scan2d(*scan_args, height=64, width=64, backend="chunk"),
+            },
+            rounds=args.rounds,
+        )
+
+    flops = delta_rule_flops(batch=batch, heads=heads, seq_len=seq_len, dk=dim, dv=dim, chunk_size=chunk_size)
+    peak = 2 * MATMUL_SIZE**3 / times["matmul"]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} interleaved rounds (medians)")
+    print(f"{os.cpu_count()} CPUs, load average {load} (other processes share the cores: ratios are the robust figures)")
+    print(f"delta rule B={batch} H={heads} T={seq_len} K=V={dim} C={chunk_size}:")
+    for name in ("naive loop", "fla naive loop", "fla naive chunkwise", "chunk"):
+        print(f"  {name:<20s} {times[name] * 1e3:9.1f} ms")
+    print(f"  chunk: {flops / 1e9:.3f} GFLOP -> {flops / times['chunk'] / 1e9:.1f} GFLOP/s")
+    print(f"  ratio_vs_fla_naive_loop={times['fla naive loop'] / times['chunk']:.2f}")
+    print(f"fp32 matmul {MATMUL_SIZE}^3: {times['matmul'] * 1e3:.1f} ms -> {peak / 1e9:.1f} GFLOP/s")
+    print("2D scan 64x64 map, 64 channels, 2 heads, 4 directions in one call (RWKV-7 decay):")
+    for name in ("scan2d naive", "scan2d chunk"):
+        print(f"  {name:<20s} {times[name] * 1e3:9.1f} ms")
+    print(f"  ratio_scan2d_vs_naive={times['scan2d naive'] / times['scan2d chunk']:.2f}")
+    if torch.cuda.is_available():
+        gpu_section(args.rounds)
+    print(
+        f"ratio_vs_naive={times['naive loop'] / times['chunk']:.2f} "
+        f"ratio_vs_fla_naive_chunk={times['fla naive chunkwise'] / times['chunk']:.2f} "
+        f"fraction_of_matmul_peak={flops / times['chunk'] / peak:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

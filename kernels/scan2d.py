@@ -1,0 +1,88 @@
+"""2D scan: an H x W map read in several orders, all evaluated in ONE state-evolution call.
+
+Tokens come in row-major order (index `i * width + j`). The four orders of the paper:
+`row_fwd` (row-major), `row_bwd` (row-major reversed), `col_fwd` (column-major: down the first column, then the
+next), `col_bwd` (column-major reversed). The "1d" mode (ablation) keeps `row_fwd` only.
+"""
+
+import torch
+
+from kernels.api import state_evolution
+
+SCAN_DIRECTIONS: dict[str, tuple[str, ...]] = {
+    "2d": ("row_fwd", "row_bwd", "col_fwd", "col_bwd"),
+    "1d": ("row_fwd",),
+}
+
+
+def scan_order(direction: str, *, height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """Row-major token indices in the order `direction` reads them: `sequence = tokens[:, order]`."""
+    row_major = torch.arange(height * width, device=device)
+    column_major = row_major.view(height, width).t().reshape(-1)
+    orders = {
+        "row_fwd": row_major,
+        "row_bwd": row_major.flip(0),
+        "col_fwd": column_major,
+        "col_bwd": column_major.flip(0),
+    }
+    if direction not in orders:
+        raise ValueError(f"unknown scan direction {direction!r}; expected one of {tuple(orders)}")
+    return orders[direction]
+
+
+def _directions(directions: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    if isinstance(directions, str):
+        if directions not in SCAN_DIRECTIONS:
+            raise ValueError(f"unknown scan mode {directions!r}; expected one of {tuple(SCAN_DIRECTIONS)} or a tuple")
+        return SCAN_DIRECTIONS[directions]
+    return tuple(directions)
+
+
+def scan2d(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    gk: torch.Tensor,
+    *,
+    height: int,
+    width: int,
+    directions: str | tuple[str, ...] = "2d",
+    scale: float | None = None,
+    chunk_size: int = 64,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """State evolution over an H x W map in D scan orders, stacked along the batch into one call.
+
+    Args:
+        q, k, a, b, gk:
+            `[B, T, H, K]` with `T = height * width` tokens in row-major order.
+        v:
+            `[B, T, H, V]`.
+        directions:
+            `"2d"` (four orders), `"1d"` (row_fwd) or a tuple of names from `SCAN_DIRECTIONS["2d"]`. Default: `"2d"`.
+        scale, chunk_size, backend:
+            As in `state_evolution`; every sequence starts from a zero state.
+
+    Returns:
+        `[D, B, T, H, V]`: each direction's output put back in row-major order, for the caller to merge.
+    """
+    names = _directions(directions)
+    batch, seq_len = q.shape[:2]
+    if height * width != seq_len:
+        raise ValueError(f"height * width = {height} * {width} = {height * width} does not match T = {seq_len} tokens")
+    orders = torch.stack([scan_order(d, height=height, width=width, device=q.device) for d in names])  # [D, T]
+    flat = orders.reshape(-1)
+
+    def stack_orders(x: torch.Tensor) -> torch.Tensor:
+        # [B, T, ...] -> [B, D*T, ...] -> [D*B, T, ...] (direction-major, as the result is returned)
+        x = x.index_select(1, flat).unflatten(1, (len(names), seq_len)).transpose(0, 1)
+        return x.reshape(len(names) * batch, seq_len, *x.shape[3:])
+
+    o, _ = state_evolution(
+        *(stack_orders(x) for x in (q, k, v, a, b, gk)), scale=scale, chunk_size=chunk_size, backend=backend
+    )
+    o = o.view(len(names), batch, seq_len, *o.shape[2:])
+    inverse = torch.argsort(orders, dim=1)  # position of each row-major token in each reading order
+    return torch.stack([o[d].index_select(1, inverse[d]) for d in range(len(names))])
