@@ -20,13 +20,7 @@ TINY = {"dim": 8, "num_blocks": (1, 1, 1, 2), "num_refinement_blocks": 1, "heads
 TINY_INPAINT = {**TINY, "num_refinement_blocks": 0, "layernorm_type": "WithBias"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models are dominated by per-op overhead; one thread is faster and steadier on a shared 2-core runner.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_params(m: torch.nn.Module) -> int:

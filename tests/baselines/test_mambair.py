@@ -35,14 +35,7 @@ SSM_SHAPES = {"x_proj_weight": lambda c, di, n: (4, -(-c // 16) + 2 * n, di),
 TINY = {"embed_dim": 30, "depths": (1, 2), "d_state": 4, "mlp_ratio": 1.5, "drop_path_rate": 0.0}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # The tiny models run many small ops, for which a second OpenMP thread only adds synchronisation (and on a busy
-    # machine, long waits); one thread keeps these tests fast and their timing stable.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def expand(pattern: str) -> list[str]:

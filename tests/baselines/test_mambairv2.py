@@ -35,14 +35,7 @@ TINY = {"embed_dim": 12, "depths": (2, 1), "num_heads": (2, 3), "d_state": 4, "w
         "num_tokens": 5, "mlp_ratio": 2.0}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # The tiny models run many small ops, for which a second OpenMP thread only adds synchronisation (and on a busy
-    # machine, long waits); one thread keeps these tests fast and their timing stable.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def expand(pattern: str) -> list[str]:

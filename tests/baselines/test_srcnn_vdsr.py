@@ -19,13 +19,7 @@ from repro import build_model
 from repro.data.imresize import imresize
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models are dominated by per-op overhead; one thread is faster and steadier on a shared 2-core runner.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def count(m: torch.nn.Module, kind: str) -> int:

@@ -15,13 +15,7 @@ TINY = yaml.safe_load((REPO / "config" / "models" / "diffrwkvir_tiny.yaml").read
 NAMES = ("diffrwkvir", "diffrwkvir_s1", "diffrwkvir_inpaint", "diffrwkvir_inpaint_s1")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and thrash when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _perturb(module: torch.nn.Module, std: float = 0.05) -> None:
