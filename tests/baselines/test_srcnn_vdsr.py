@@ -18,7 +18,6 @@ from baselines.vdsr import VDSR, vdsr
 from repro import build_model
 from repro.data.imresize import imresize
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

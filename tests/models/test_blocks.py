@@ -9,7 +9,6 @@ from models.ffn import CAB, build_ffn
 from models.mixers import build_mixer
 from models.seb import SEB
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from repro import build_model
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
