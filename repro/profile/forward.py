@@ -23,12 +23,12 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _timed(model: torch.nn.Module, lq: torch.Tensor) -> float:
-    if lq.is_cuda:
+def _timed(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> float:
+    if inputs[0].is_cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
-    model(lq)
-    if lq.is_cuda:
+    model(*inputs)
+    if inputs[0].is_cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - start
 
@@ -43,7 +43,10 @@ def profile_forward(names: list[str], *, scale: int, size: int, repeats: int, de
         model = build_model(name) if desc.task == "inpaint" else build_model(name, scale=scale)
         models[name] = model.eval().to(device)
         channels = 4 if desc.task == "inpaint" else 3
-        inputs[name] = torch.rand(1, channels, size, size, device=device)
+        lq = torch.rand(1, channels, size, size, device=device)
+        # a stage-1 model reads the ground truth too (its CPEN encodes it); time it with one
+        gt = torch.rand(1, 3, size * desc.scale, size * desc.scale, device=device)
+        inputs[name] = (lq, gt) if desc.stage == 1 else (lq,)
     times: dict[str, list[float]] = {name: [] for name in names}
     with torch.no_grad():
         for name in names:

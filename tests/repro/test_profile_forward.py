@@ -10,6 +10,11 @@ def test_rows_have_exact_parameter_counts_and_positive_times():
     assert all(0 < r["min_s"] <= r["median_s"] for r in rows)
 
 
+def test_stage1_models_are_timed_with_a_ground_truth():
+    rows = profile_forward(["diffir_s1"], scale=4, size=8, repeats=1)
+    assert rows[0]["params"] == 24_801_478  # DiffIR stage 1, official x4 count
+
+
 def test_cli_prints_a_table(capsys):
     main(["--models", "bicubic", "--size", "16", "--repeats", "1"])
     out = capsys.readouterr().out
