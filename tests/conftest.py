@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,6 +43,43 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _fit_l1(model: torch.nn.Module, lq: torch.Tensor, hr: torch.Tensor, *, steps: int, lr: float) -> list[float]:
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = F.l1_loss(model(lq), hr)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.fixture
+def fit_l1():
+    """``fit_l1(model, lq, hr, steps=, lr=)``: Adam on the L1 loss of one pair; returns the loss of every step."""
+    return _fit_l1
+
+
+@pytest.fixture
+def overfit_x2_psnr():
+    """``overfit_x2_psnr(model, steps=120)``: fit an x2 model to one smooth 16x16 -> 32x32 patch pair (Adam 3e-3);
+    returns (final PSNR, bicubic PSNR, last / first loss), the PSNRs in dB on [0, 1] images."""
+
+    def run(model: torch.nn.Module, steps: int = 120) -> tuple[float, float, float]:
+        g = torch.Generator().manual_seed(0)
+        hr = F.interpolate(torch.rand(1, 3, 16, 16, generator=g), size=(32, 32), mode="bicubic").clamp(0, 1)
+        lr = F.avg_pool2d(hr, 2)
+        losses = _fit_l1(model, lr, hr, steps=steps, lr=3e-3)
+        model.eval()
+        with torch.no_grad():
+            psnr = -10 * torch.log10(F.mse_loss(model(lr).clamp(0, 1), hr)).item()
+        bicubic = F.interpolate(lr, scale_factor=2, mode="bicubic").clamp(0, 1)
+        return psnr, -10 * torch.log10(F.mse_loss(bicubic, hr)).item(), losses[-1] / losses[0]
+
+    return run
 
 
 def pytest_collection_modifyitems(config, items):

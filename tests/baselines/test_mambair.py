@@ -118,17 +118,10 @@ def test_ss2d_merges_directions_in_place():
     torch.testing.assert_close(ss2d(x.transpose(1, 2)), ss2d(x).transpose(1, 2))
 
 
-def test_tiny_overfits_one_patch():
+def test_tiny_overfits_one_patch(fit_l1):
     torch.manual_seed(0)
     model = build_model("mambair_light", scale=2, **TINY).train()
     hr = torch.rand(1, 3, 16, 16)
     lq = torch.nn.functional.avg_pool2d(hr, 2)
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-    losses = []
-    for _ in range(100):
-        loss = (model(lq) - hr).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_l1(model, lq, hr, steps=100, lr=5e-3)
     assert losses[-1] < 0.15 * losses[0]

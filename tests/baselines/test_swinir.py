@@ -12,7 +12,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from baselines._window_attention import WindowAttention, attend_in_windows, relative_position_index, shifted_window_mask
 from baselines.swinir import pad_like_swinir_test
@@ -229,29 +228,9 @@ def test_attn_mask_buffer_matches_noncyclic_partition():
     torch.testing.assert_close(block.attn_mask, expected)
 
 
-def overfit_psnr(model: torch.nn.Module, steps: int = 120) -> tuple[float, float, float]:
-    """Train ``model`` (x2) on one 16x16 -> 32x32 patch pair; return (final PSNR, bicubic PSNR, final/initial loss)."""
-    g = torch.Generator().manual_seed(0)
-    hr = F.interpolate(torch.rand(1, 3, 16, 16, generator=g), size=(32, 32), mode="bicubic").clamp(0, 1)
-    lr = F.avg_pool2d(hr, 2)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(steps):
-        loss = F.l1_loss(model(lr), hr)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    model.eval()
-    with torch.no_grad():
-        psnr = -10 * torch.log10(F.mse_loss(model(lr).clamp(0, 1), hr)).item()
-    bicubic = -10 * torch.log10(F.mse_loss(F.interpolate(lr, scale_factor=2, mode="bicubic").clamp(0, 1), hr)).item()
-    return psnr, bicubic, losses[-1] / losses[0]
-
-
 @pytest.mark.parametrize("name", ["swinir", "swinir_light"])
-def test_tiny_model_overfits_one_patch(name):
+def test_tiny_model_overfits_one_patch(name, overfit_x2_psnr):
     torch.manual_seed(0)
-    psnr, bicubic, ratio = overfit_psnr(build_model(name, scale=2, **TINY))
+    psnr, bicubic, ratio = overfit_x2_psnr(build_model(name, scale=2, **TINY))
     # Measured here: swinir 38.2 dB, swinir_light 30.5 dB, bicubic 25.3 dB; loss falls to ~6% of its start.
     assert psnr > bicubic + 4.0 and ratio < 0.15, (psnr, bicubic, ratio)
