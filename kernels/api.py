@@ -1,20 +1,31 @@
-"""Public entry points: argument checks, defaults and backend dispatch (one signature, three backends)."""
+"""Public entry points: argument checks, defaults and backend dispatch (one signature for every backend)."""
 
 import torch
 
 from kernels.naive import naive_delta_rule, naive_state_evolution
 
-BACKENDS = ("naive", "chunk", "fla", "auto")
+BACKENDS = ("naive", "chunk", "cpu", "fla", "auto")
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """`auto` is fla's Triton kernels on CUDA and the chunked PyTorch algorithm elsewhere."""
+def resolve_backend(backend: str, device: torch.device, *, fused_cpu: bool = False) -> str:
+    """`auto` is fla's Triton kernels on CUDA; on the CPU the fused kernel where the op has one (`fused_cpu`) and it
+    builds here, else the chunked PyTorch algorithm."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     if backend == "auto":
-        return "fla" if device.type == "cuda" else "chunk"
+        if device.type == "cuda":
+            return "fla"
+        if fused_cpu:
+            from kernels.cpu_kernel import available
+
+            return "cpu" if available()[0] else "chunk"
+        return "chunk"
     if backend == "fla" and device.type != "cuda":
         raise ValueError(f"backend 'fla' runs fla's Triton kernels and needs CUDA tensors, got device {device}")
+    if backend == "cpu" and device.type != "cpu":
+        raise ValueError(f"backend 'cpu' is the fused C++ kernel for CPU tensors, got device {device}")
+    if backend == "cpu" and not fused_cpu:
+        raise ValueError("backend 'cpu' implements the plain delta rule only; use 'chunk' for state_evolution")
     return backend
 
 
@@ -66,7 +77,8 @@ def state_evolution(
         chunk_size:
             Chunk length of the `chunk` and `fla` backends. Default: 64.
         backend:
-            `naive`, `chunk`, `fla` or `auto` (fla on CUDA, chunk elsewhere). Default: `auto`.
+            `naive`, `chunk`, `fla` or `auto` (fla on CUDA, chunk elsewhere). Default: `auto`. (`cpu`, the fused
+            C++ kernel, exists for `delta_rule` only.)
 
     Returns:
         `(o, final_state)`: o `[B, T, H, V]` in v's dtype; final_state or None.
@@ -114,8 +126,11 @@ def delta_rule(
             `[B, T, H, V]`.
         beta:
             `[B, T, H]` learning rates.
-        scale, initial_state, output_final_state, chunk_size, backend:
+        scale, initial_state, output_final_state, chunk_size:
             As in `state_evolution`.
+        backend:
+            `naive`, `chunk`, `cpu` (the fused C++ kernel of kernels/cpu_kernel.py), `fla` or `auto` (fla on CUDA,
+            else cpu where it builds, else chunk). Default: `auto`.
 
     Returns:
         `(o, final_state)`: o `[B, T, H, V]` in v's dtype; final_state or None.
@@ -125,9 +140,13 @@ def delta_rule(
         raise ValueError(f"beta must be [B, T, H] = {tuple(q.shape[:3])}, got {tuple(beta.shape)}")
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     kwargs = {"scale": scale, "initial_state": initial_state, "output_final_state": output_final_state}
-    backend = resolve_backend(backend, q.device)
+    backend = resolve_backend(backend, q.device, fused_cpu=True)
     if backend == "naive":
         o, state = naive_delta_rule(q, k, v, beta, **kwargs)
+    elif backend == "cpu":
+        from kernels.cpu_kernel import cpu_delta_rule
+
+        o, state = cpu_delta_rule(q, k, v, beta, chunk_size=chunk_size, **kwargs)
     elif backend == "chunk":
         from kernels.chunk import chunk_delta_rule
 

@@ -3,10 +3,11 @@
 Plain delta rule at B=4, H=4, T=4096, K=V=32 (a 64x64 map) and a 2D scan of a 64x64 map with 64 channels in 2 heads
 (four directions, one call). Contenders run interleaved, round after round, and each reports its median, so load
 from other processes hits all of them alike. Every fast contender is first checked against the naive loop.
-The last line printed is `ratio_vs_naive=<x> ratio_vs_fla_naive_chunk=<y> fraction_of_matmul_peak=<z>`:
-x, y are time ratios for the plain delta rule (x against this package's naive loop, the oracle; the ratio against
-fla's naive loop is printed above it), z = FLOPs of the chunked algorithm (`delta_rule_flops`) / time /
-the fp32 matmul rate measured in the same run.
+The last line printed is `ratio_vs_naive=<x> ratio_vs_fla_naive_chunk=<y> fraction_of_matmul_peak=<z>` for our
+chunkwise delta rule as `auto` runs it on this CPU: the fused kernel (`cpu`) where it builds, else `chunk` (the line
+above it names which). x, y are time ratios (x against this package's naive loop, the oracle; the ratio against fla's
+naive loop is printed above it), z = FLOPs of the chunked algorithm (`delta_rule_flops`) / time / the fp32 matmul
+rate measured in the same run. The chunked PyTorch backend's own ratios are printed too.
 """
 
 import argparse
@@ -18,7 +19,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from kernels import delta_rule, scan2d
+from kernels import cpu_kernel, delta_rule, scan2d
 from kernels.chunk import delta_rule_flops
 
 MATMUL_SIZE = 2048
@@ -97,9 +98,13 @@ def main() -> None:
 
     with torch.no_grad():
         reference, _ = delta_rule(q, k, v, beta, backend="naive")
-        ours, _ = delta_rule(q, k, v, beta, backend="chunk", chunk_size=chunk_size)
-        fla_out = delta_rule_chunkwise(*head_first, chunk_size=chunk_size)[0].transpose(1, 2)
-        for name, out in (("chunk", ours), ("fla naive chunkwise", fla_out)):
+        fused, reason = cpu_kernel.available()
+        ours = "cpu" if fused else "chunk"
+        checked = {"chunk": delta_rule(q, k, v, beta, backend="chunk", chunk_size=chunk_size)[0]}
+        if fused:
+            checked["cpu"] = delta_rule(q, k, v, beta, backend="cpu", chunk_size=chunk_size)[0]
+        checked["fla naive chunkwise"] = delta_rule_chunkwise(*head_first, chunk_size=chunk_size)[0].transpose(1, 2)
+        for name, out in checked.items():
             err = ((out - reference).norm() / reference.norm()).item()
             assert err < 1e-4, f"{name} disagrees with the naive loop (relative error {err:.2e})"
         scan_ref = scan2d(*scan_args, height=64, width=64, backend="naive")
@@ -113,6 +118,7 @@ def main() -> None:
                 "fla naive loop": lambda: delta_rule_recurrence(*head_first),
                 "fla naive chunkwise": lambda: delta_rule_chunkwise(*head_first, chunk_size=chunk_size),
                 "chunk": lambda: delta_rule(q, k, v, beta, backend="chunk", chunk_size=chunk_size),
+                **({"cpu": lambda: delta_rule(q, k, v, beta, backend="cpu", chunk_size=chunk_size)} if fused else {}),
                 "matmul": lambda: mat_a @ mat_b,
                 "scan2d naive": lambda: scan2d(*scan_args, height=64, width=64, backend="naive"),
                 "scan2d chunk": lambda: scan2d(*scan_args, height=64, width=64, backend="chunk"),
@@ -126,10 +132,18 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} interleaved rounds (medians)")
     print(f"{os.cpu_count()} CPUs, load average {load} (other processes share the cores: ratios are the robust figures)")
     print(f"delta rule B={batch} H={heads} T={seq_len} K=V={dim} C={chunk_size}:")
-    for name in ("naive loop", "fla naive loop", "fla naive chunkwise", "chunk"):
-        print(f"  {name:<20s} {times[name] * 1e3:9.1f} ms")
-    print(f"  chunk: {flops / 1e9:.3f} GFLOP -> {flops / times['chunk'] / 1e9:.1f} GFLOP/s")
-    print(f"  ratio_vs_fla_naive_loop={times['fla naive loop'] / times['chunk']:.2f}")
+    for name in ("naive loop", "fla naive loop", "fla naive chunkwise", "chunk", "cpu"):
+        if name in times:
+            print(f"  {name:<20s} {times[name] * 1e3:9.1f} ms")
+    print(f"  chunked algorithm: {flops / 1e9:.3f} GFLOP")
+    for name in ("chunk", "cpu") if fused else ("chunk",):
+        print(
+            f"  {name}: {flops / times[name] / 1e9:.1f} GFLOP/s, ratio_vs_naive={times['naive loop'] / times[name]:.2f} "
+            f"ratio_vs_fla_naive_chunk={times['fla naive chunkwise'] / times[name]:.2f} "
+            f"ratio_vs_fla_naive_loop={times['fla naive loop'] / times[name]:.2f}"
+        )
+    if not fused:
+        print(f"  (no fused kernel here: {reason.splitlines()[0]})")
     print(f"fp32 matmul {MATMUL_SIZE}^3: {times['matmul'] * 1e3:.1f} ms -> {peak / 1e9:.1f} GFLOP/s")
     print("2D scan 64x64 map, 64 channels, 2 heads, 4 directions in one call (RWKV-7 decay):")
     for name in ("scan2d naive", "scan2d chunk"):
@@ -137,10 +151,11 @@ def main() -> None:
     print(f"  ratio_scan2d_vs_naive={times['scan2d naive'] / times['scan2d chunk']:.2f}")
     if torch.cuda.is_available():
         gpu_section(args.rounds)
+    print(f"ours on this CPU (backend='auto'): {ours}")
     print(
-        f"ratio_vs_naive={times['naive loop'] / times['chunk']:.2f} "
-        f"ratio_vs_fla_naive_chunk={times['fla naive chunkwise'] / times['chunk']:.2f} "
-        f"fraction_of_matmul_peak={flops / times['chunk'] / peak:.3f}"
+        f"ratio_vs_naive={times['naive loop'] / times[ours]:.2f} "
+        f"ratio_vs_fla_naive_chunk={times['fla naive chunkwise'] / times[ours]:.2f} "
+        f"fraction_of_matmul_peak={flops / times[ours] / peak:.3f}"
     )
 
 

@@ -13,10 +13,18 @@ def test_auto_is_chunk_on_cpu():
     chunk, _ = state_evolution(*inputs, backend="chunk")
     naive, _ = state_evolution(*inputs, backend="naive")
     assert torch.equal(auto, chunk) and rel_err(auto, naive) < 1e-12
-    assert BACKENDS == ("naive", "chunk", "fla", "auto")
+    assert BACKENDS == ("naive", "chunk", "cpu", "fla", "auto")
 
 
-@pytest.mark.parametrize("backend", ["naive", "chunk"])
+def test_auto_delta_rule_is_the_fused_kernel_on_cpu():
+    inputs = delta_inputs(1, 20, 2, 4, 4)
+    auto, _ = delta_rule(*inputs)
+    fused, _ = delta_rule(*inputs, backend="cpu")
+    naive, _ = delta_rule(*inputs, backend="naive")
+    assert torch.equal(auto, fused) and rel_err(auto, naive) < 1e-12
+
+
+@pytest.mark.parametrize("backend", ["naive", "chunk", "cpu"])
 def test_dtypes_and_final_state(backend):
     q, k, v, beta = delta_inputs(1, 10, 2, 4, 3, dtype=torch.bfloat16)
     o, state = delta_rule(q, k, v, beta, backend=backend)
@@ -40,6 +48,8 @@ def test_bad_input_is_named():
         state_evolution(q, k, v, a, b, gk, backend="cuda")
     with pytest.raises(ValueError, match="needs CUDA"):
         state_evolution(q, k, v, a, b, gk, backend="fla")
+    with pytest.raises(ValueError, match="plain delta rule only"):
+        state_evolution(q, k, v, a, b, gk, backend="cpu")
     with pytest.raises(ValueError, match="gk must have q's shape"):
         state_evolution(q, k, v, a, b, gk[..., :2])
     with pytest.raises(ValueError, match="v must be"):
