@@ -4,28 +4,27 @@ import torch
 
 from kernels.naive import naive_delta_rule, naive_state_evolution
 
-BACKENDS = ("naive", "chunk", "cpu", "fla", "auto")
+BACKENDS = ("naive", "chunk", "fused_chunk", "fused_recurrent", "fla", "auto")
+CPU_KERNELS = ("fused_chunk", "fused_recurrent")
 
 
-def resolve_backend(backend: str, device: torch.device, *, fused_cpu: bool = False) -> str:
-    """`auto` is fla's Triton kernels on CUDA; on the CPU the fused kernel where the op has one (`fused_cpu`) and it
-    builds here, else the chunked PyTorch algorithm."""
+def resolve_backend(backend: str, device: torch.device, *, op: str = "state_evolution") -> str:
+    """`auto` is fla's Triton kernels on CUDA; on the CPU the fused recurrence where the C++ kernels build here
+    (kernels/fused_cpu.py), else the chunked PyTorch algorithm."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     if backend == "auto":
         if device.type == "cuda":
             return "fla"
-        if fused_cpu:
-            from kernels.cpu_kernel import available
+        from kernels.fused_cpu import available
 
-            return "cpu" if available()[0] else "chunk"
-        return "chunk"
+        return "fused_recurrent" if available()[0] else "chunk"
     if backend == "fla" and device.type != "cuda":
         raise ValueError(f"backend 'fla' runs fla's Triton kernels and needs CUDA tensors, got device {device}")
-    if backend == "cpu" and device.type != "cpu":
-        raise ValueError(f"backend 'cpu' is the fused C++ kernel for CPU tensors, got device {device}")
-    if backend == "cpu" and not fused_cpu:
-        raise ValueError("backend 'cpu' implements the plain delta rule only; use 'chunk' for state_evolution")
+    if backend in CPU_KERNELS and device.type != "cpu":
+        raise ValueError(f"backend {backend!r} is a C++ kernel for CPU tensors, got device {device}")
+    if backend == "fused_chunk" and op != "delta_rule":
+        raise ValueError("backend 'fused_chunk' implements the plain delta rule only; use 'fused_recurrent' or 'chunk'")
     return backend
 
 
@@ -75,10 +74,10 @@ def state_evolution(
         output_final_state:
             Also return the final state `[B, H, K, V]` (fp32, fp64 for fp64 inputs). Default: `False`.
         chunk_size:
-            Chunk length of the `chunk` and `fla` backends. Default: 64.
+            Chunk length of the chunked backends (and of the chunked backward of the fused ones). Default: 64.
         backend:
-            `naive`, `chunk`, `fla` or `auto` (fla on CUDA, chunk elsewhere). Default: `auto`. (`cpu`, the fused
-            C++ kernel, exists for `delta_rule` only.)
+            `naive` (the loop), `chunk` (chunked PyTorch), `fused_recurrent` (C++ kernel for the CPU), `fla`
+            (Triton, CUDA) or `auto` (fla on CUDA, else fused_recurrent where it builds, else chunk). Default: `auto`.
 
     Returns:
         `(o, final_state)`: o `[B, T, H, V]` in v's dtype; final_state or None.
@@ -92,6 +91,10 @@ def state_evolution(
     backend = resolve_backend(backend, q.device)
     if backend == "naive":
         o, state = naive_state_evolution(q, k, v, a, b, gk, **kwargs)
+    elif backend == "fused_recurrent":
+        from kernels.fused_cpu import fused_recurrent_state_evolution
+
+        o, state = fused_recurrent_state_evolution(q, k, v, a, b, gk, chunk_size=chunk_size, **kwargs)
     elif backend == "chunk":
         from kernels.chunk import chunk_state_evolution
 
@@ -129,8 +132,7 @@ def delta_rule(
         scale, initial_state, output_final_state, chunk_size:
             As in `state_evolution`.
         backend:
-            `naive`, `chunk`, `cpu` (the fused C++ kernel of kernels/cpu_kernel.py), `fla` or `auto` (fla on CUDA,
-            else cpu where it builds, else chunk). Default: `auto`.
+            As in `state_evolution`, and `fused_chunk`: the chunked algorithm as one C++ kernel for the CPU.
 
     Returns:
         `(o, final_state)`: o `[B, T, H, V]` in v's dtype; final_state or None.
@@ -140,13 +142,14 @@ def delta_rule(
         raise ValueError(f"beta must be [B, T, H] = {tuple(q.shape[:3])}, got {tuple(beta.shape)}")
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     kwargs = {"scale": scale, "initial_state": initial_state, "output_final_state": output_final_state}
-    backend = resolve_backend(backend, q.device, fused_cpu=True)
+    backend = resolve_backend(backend, q.device, op="delta_rule")
     if backend == "naive":
         o, state = naive_delta_rule(q, k, v, beta, **kwargs)
-    elif backend == "cpu":
-        from kernels.cpu_kernel import cpu_delta_rule
+    elif backend in CPU_KERNELS:
+        from kernels import fused_cpu
 
-        o, state = cpu_delta_rule(q, k, v, beta, chunk_size=chunk_size, **kwargs)
+        fn = fused_cpu.fused_chunk_delta_rule if backend == "fused_chunk" else fused_cpu.fused_recurrent_delta_rule
+        o, state = fn(q, k, v, beta, chunk_size=chunk_size, **kwargs)
     elif backend == "chunk":
         from kernels.chunk import chunk_delta_rule
 

@@ -13,14 +13,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "simd.h"
+
 namespace {
-
-typedef float vfloat __attribute__((vector_size(64)));
-typedef double vdouble __attribute__((vector_size(64)));
-
-template <typename T> struct Simd;
-template <> struct Simd<float> { typedef vfloat type; };
-template <> struct Simd<double> { typedef vdouble type; };
 
 // Padded row-major buffers of a chunk: every row is a whole number of vectors and starts 64-byte aligned.
 template <typename T> struct Workspace {
@@ -84,10 +79,6 @@ void rows4(const T* a, int64_t lda, const typename Simd<T>::type* b, int64_t ldb
         }
     }
 }
-
-struct Strides {  // element strides of a [B, T, H, D] tensor whose last dimension is contiguous
-    int64_t batch, token, head;
-};
 
 template <typename T>
 void one_sequence(Workspace<T>& w, int64_t seq_len, int64_t dk, int64_t dv, int64_t chunk, const T* q, Strides sq,

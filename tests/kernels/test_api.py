@@ -7,24 +7,18 @@ from kernels import BACKENDS, delta_rule, state_evolution
 from kernels.testing import delta_inputs, dplr_inputs, rel_err
 
 
-def test_auto_is_chunk_on_cpu():
+def test_auto_is_the_fused_recurrence_on_cpu():
     inputs = dplr_inputs(1, 20, 2, 4, 4)
     auto, _ = state_evolution(*inputs)
-    chunk, _ = state_evolution(*inputs, backend="chunk")
+    fused, _ = state_evolution(*inputs, backend="fused_recurrent")
     naive, _ = state_evolution(*inputs, backend="naive")
-    assert torch.equal(auto, chunk) and rel_err(auto, naive) < 1e-12
-    assert BACKENDS == ("naive", "chunk", "cpu", "fla", "auto")
-
-
-def test_auto_delta_rule_is_the_fused_kernel_on_cpu():
-    inputs = delta_inputs(1, 20, 2, 4, 4)
-    auto, _ = delta_rule(*inputs)
-    fused, _ = delta_rule(*inputs, backend="cpu")
-    naive, _ = delta_rule(*inputs, backend="naive")
     assert torch.equal(auto, fused) and rel_err(auto, naive) < 1e-12
+    inputs = delta_inputs(1, 20, 2, 4, 4)
+    assert torch.equal(delta_rule(*inputs)[0], delta_rule(*inputs, backend="fused_recurrent")[0])
+    assert BACKENDS == ("naive", "chunk", "fused_chunk", "fused_recurrent", "fla", "auto")
 
 
-@pytest.mark.parametrize("backend", ["naive", "chunk", "cpu"])
+@pytest.mark.parametrize("backend", ["naive", "chunk", "fused_chunk", "fused_recurrent"])
 def test_dtypes_and_final_state(backend):
     q, k, v, beta = delta_inputs(1, 10, 2, 4, 3, dtype=torch.bfloat16)
     o, state = delta_rule(q, k, v, beta, backend=backend)
@@ -49,7 +43,7 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="needs CUDA"):
         state_evolution(q, k, v, a, b, gk, backend="fla")
     with pytest.raises(ValueError, match="plain delta rule only"):
-        state_evolution(q, k, v, a, b, gk, backend="cpu")
+        state_evolution(q, k, v, a, b, gk, backend="fused_chunk")
     with pytest.raises(ValueError, match="gk must have q's shape"):
         state_evolution(q, k, v, a, b, gk[..., :2])
     with pytest.raises(ValueError, match="v must be"):

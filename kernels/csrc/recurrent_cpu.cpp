@@ -1,0 +1,173 @@
+// Fused token-by-token recurrences for the CPU (forward), the equations of kernels/naive.py with the K x V state
+// in registers and cache:
+//   generalized rule (eq. 5):  S <- diag(w_t) S + b_t (a_t^T S) + k_t v_t^T,   o_t = scale S^T q_t
+//   plain delta rule (eq. 6):  S <- S + k_t (beta_t (v_t - S^T k_t))^T,        o_t = scale S^T q_t
+// The columns of S evolve independently, so each (batch, head) sequence is split into groups of at most four
+// vectors of columns, one thread per (sequence, group). Built by kernels/cpu_kernel.py; see kernels/README.md.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "simd.h"
+
+namespace {
+
+struct Inputs {  // per tensor: base pointer of the sequence and its token stride (feature stride 1)
+    const void *q, *k, *v, *a, *b, *w, *beta;
+    int64_t tq, tk, tv, ta, tb, tw, tbeta;
+};
+
+// NV vectors of columns [col, col + NV * lanes) of one sequence; `state` holds dk rows of NV vectors.
+template <typename T, int NV, bool Delta>
+void columns(const Inputs& in, int64_t seq_len, int64_t dk, int64_t dv, int64_t col, T* out, int64_t tout,
+             typename Simd<T>::type* state, T scale) {
+    typedef typename Simd<T>::type vec;
+    constexpr int64_t L = 64 / sizeof(T);
+    const int64_t width = std::min<int64_t>(NV * L, dv - col);  // real columns in this group
+    const bool full = width == NV * L;  // else values and outputs go through a zero-padded buffer
+    alignas(64) T staged[NV * L];
+    std::memset(staged, 0, sizeof(staged));
+    for (int64_t t = 0; t < seq_len; ++t) {
+        const T* q = static_cast<const T*>(in.q) + t * in.tq;
+        const T* k = static_cast<const T*>(in.k) + t * in.tk;
+        const T* v = static_cast<const T*>(in.v) + t * in.tv + col;
+        if (!full)
+            for (int64_t e = 0; e < width; ++e) staged[e] = v[e];
+        vec value[NV], read[NV], read_odd[NV], output[NV], output_odd[NV];
+        for (int x = 0; x < NV; ++x) {
+            // fixed-size memcpy: an unaligned vector load (a call to memcpy per token would cost as much as the math)
+            std::memcpy(&value[x], full ? v + x * L : staged + x * L, sizeof(vec));
+            read[x] = read_odd[x] = output[x] = output_odd[x] = vec{};
+        }
+        // the read-out a^T S (k^T S for the delta rule): even and odd rows in two partial sums, which halves the
+        // dependency chains (the row loops are unrolled by two so that all accumulators stay in registers)
+        const T* a = Delta ? k : static_cast<const T*>(in.a) + t * in.ta;
+        int64_t d = 0;
+        for (; d + 1 < dk; d += 2)
+            for (int x = 0; x < NV; ++x) {
+                read[x] += a[d] * state[d * NV + x];
+                read_odd[x] += a[d + 1] * state[(d + 1) * NV + x];
+            }
+        if (d < dk)
+            for (int x = 0; x < NV; ++x) read[x] += a[d] * state[d * NV + x];
+        vec add[NV];  // the rank-one terms' V-side vector: beta (v - k^T S), or the read-out for b
+        for (int x = 0; x < NV; ++x) add[x] = read[x] + read_odd[x];
+        const T* b = nullptr;
+        const T* w = nullptr;
+        if (Delta) {
+            const T beta = static_cast<const T*>(in.beta)[t * in.tbeta];
+            for (int x = 0; x < NV; ++x) add[x] = beta * (value[x] - add[x]);
+        } else {
+            b = static_cast<const T*>(in.b) + t * in.tb;
+            w = static_cast<const T*>(in.w) + t * in.tw;
+        }
+        // S <- S + k add^T (delta rule) or S <- diag(w) S + b add^T + k v^T, and the output q^T S, two rows a step
+        auto update = [&](int64_t row, vec* out) {
+            for (int x = 0; x < NV; ++x) {
+                vec s = state[row * NV + x];
+                s = Delta ? s + k[row] * add[x] : w[row] * s + b[row] * add[x] + k[row] * value[x];
+                state[row * NV + x] = s;
+                out[x] += q[row] * s;
+            }
+        };
+        for (d = 0; d + 1 < dk; d += 2) {
+            update(d, output);
+            update(d + 1, output_odd);
+        }
+        if (d < dk) update(d, output);
+        T* o = out + t * tout + col;
+        for (int x = 0; x < NV; ++x) {
+            const vec result = scale * (output[x] + output_odd[x]);
+            if (full) {
+                std::memcpy(o + x * L, &result, sizeof(vec));
+            } else {
+                std::memcpy(staged + x * L, &result, sizeof(vec));
+            }
+        }
+        if (!full)
+            for (int64_t e = 0; e < width; ++e) o[e] = staged[e];
+    }
+}
+
+template <typename T, bool Delta>
+int recurrent_forward(int64_t batch, int64_t seq_len, int64_t heads, int64_t dk, int64_t dv, const Inputs& base,
+                      const int64_t* const* strides, T* o, const int64_t* so, const T* h0, T* ht, T scale,
+                      int threads) {
+    typedef typename Simd<T>::type vec;
+    constexpr int64_t L = 64 / sizeof(T);
+    const int64_t groups = (dv + 4 * L - 1) / (4 * L), jobs = batch * heads * groups;
+#pragma omp parallel num_threads(threads)
+    {
+        vec* state = static_cast<vec*>(std::aligned_alloc(64, dk * 4 * sizeof(vec)));
+#pragma omp for schedule(static)
+        for (int64_t job = 0; job < jobs; ++job) {
+            const int64_t sequence = job / groups, col = (job % groups) * 4 * L;
+            const int64_t bi = sequence / heads, hi = sequence % heads;
+            const int64_t nv = std::min<int64_t>(4, (dv - col + L - 1) / L);
+            // move every pointer to this sequence: strides[i] = (batch, token, head) of tensor i (q k v a b w beta)
+            const void* const pointers[] = {base.q, base.k, base.v, base.a, base.b, base.w, base.beta};
+            const void* moved[7];
+            int64_t token[7];
+            for (int i = 0; i < 7; ++i) {
+                moved[i] = pointers[i] ? static_cast<const T*>(pointers[i]) + bi * strides[i][0] + hi * strides[i][2]
+                                       : nullptr;
+                token[i] = strides[i][1];
+            }
+            const Inputs in{moved[0], moved[1], moved[2], moved[3], moved[4], moved[5], moved[6],
+                            token[0], token[1], token[2], token[3], token[4], token[5], token[6]};
+            T* s = reinterpret_cast<T*>(state);
+            std::memset(s, 0, dk * nv * L * sizeof(T));
+            const int64_t width = std::min<int64_t>(nv * L, dv - col), offset = sequence * dk * dv;
+            if (h0)
+                for (int64_t d = 0; d < dk; ++d) std::memcpy(s + d * nv * L, h0 + offset + d * dv + col, width * sizeof(T));
+            T* out = o + bi * so[0] + hi * so[2];
+            switch (nv) {
+                case 1: columns<T, 1, Delta>(in, seq_len, dk, dv, col, out, so[1], state, scale); break;
+                case 2: columns<T, 2, Delta>(in, seq_len, dk, dv, col, out, so[1], state, scale); break;
+                case 3: columns<T, 3, Delta>(in, seq_len, dk, dv, col, out, so[1], state, scale); break;
+                default: columns<T, 4, Delta>(in, seq_len, dk, dv, col, out, so[1], state, scale); break;
+            }
+            if (ht)
+                for (int64_t d = 0; d < dk; ++d) std::memcpy(ht + offset + d * dv + col, s + d * nv * L, width * sizeof(T));
+        }
+        std::free(state);
+    }
+    return 0;
+}
+
+template <typename T>
+int dispatch(bool delta, int64_t batch, int64_t seq_len, int64_t heads, int64_t dk, int64_t dv, const T* q,
+             const int64_t* sq, const T* k, const int64_t* sk, const T* v, const int64_t* sv, const T* a,
+             const int64_t* sa, const T* b, const int64_t* sb, const T* w, const int64_t* sw, const T* beta,
+             const int64_t* sbeta, T* o, const int64_t* so, const T* h0, T* ht, double scale, int threads) {
+    const Inputs base{q, k, v, a, b, w, beta, 0, 0, 0, 0, 0, 0, 0};
+    static const int64_t none[3] = {0, 0, 0};
+    const int64_t* const strides[] = {sq, sk, sv, sa ? sa : none, sb ? sb : none, sw ? sw : none,
+                                      sbeta ? sbeta : none};
+    if (delta)
+        return recurrent_forward<T, true>(batch, seq_len, heads, dk, dv, base, strides, o, so, h0, ht, T(scale),
+                                          threads);
+    return recurrent_forward<T, false>(batch, seq_len, heads, dk, dv, base, strides, o, so, h0, ht, T(scale),
+                                       threads);
+}
+
+}  // namespace
+
+extern "C" {
+
+// Shapes: q, k, a, b, w [B, T, H, K] (w = exp(gk)); v, o [B, T, H, V]; beta [B, T, H]; states [B, H, K, V]
+// contiguous (or null). Each s* holds the (batch, token, head) element strides of its tensor. delta = 1: the plain
+// delta rule (a, b, w unused, may be null); delta = 0: the generalized rule (beta unused, may be null).
+#define RECURRENT_ENTRY(NAME, T)                                                                                     \
+    int NAME(int delta, int64_t batch, int64_t seq_len, int64_t heads, int64_t dk, int64_t dv, const T* q,           \
+             const int64_t* sq, const T* k, const int64_t* sk, const T* v, const int64_t* sv, const T* a,            \
+             const int64_t* sa, const T* b, const int64_t* sb, const T* w, const int64_t* sw, const T* beta,         \
+             const int64_t* sbeta, T* o, const int64_t* so, const T* h0, T* ht, double scale, int threads) {         \
+        return dispatch<T>(delta != 0, batch, seq_len, heads, dk, dv, q, sq, k, sk, v, sv, a, sa, b, sb, w, sw,      \
+                           beta, sbeta, o, so, h0, ht, scale, threads);                                              \
+    }
+RECURRENT_ENTRY(recurrent_forward_f32, float)
+RECURRENT_ENTRY(recurrent_forward_f64, double)
+}

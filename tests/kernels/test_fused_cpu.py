@@ -1,0 +1,145 @@
+"""The fused C++ CPU kernels against the naive loop: outputs, final states, gradients, layouts, threads, no compiler."""
+
+import pytest
+import torch
+
+from kernels import delta_rule, fused_cpu, state_evolution
+from kernels.api import resolve_backend
+from kernels.testing import delta_inputs, dplr_inputs, rel_err
+
+SHAPES = [  # (B, T, H, K, V): odd lengths; dims that are not whole vectors; V over 64 fp64 lanes (two column groups)
+    pytest.param((2, 37, 3, 8, 5), id="B2-T37-H3-K8-V5"),
+    pytest.param((1, 130, 2, 32, 32), id="B1-T130-H2-K32-V32"),
+    pytest.param((2, 90, 1, 70, 33), id="B2-T90-H1-K70-V33"),
+    pytest.param((1, 20, 1, 6, 40), id="B1-T20-H1-K6-V40"),
+    pytest.param((1, 1, 1, 4, 4), id="B1-T1-H1-K4-V4"),
+]
+KERNELS = [  # (op, backend)
+    pytest.param("delta_rule", "fused_chunk", id="delta-fused_chunk"),
+    pytest.param("delta_rule", "fused_recurrent", id="delta-fused_recurrent"),
+    pytest.param("state_evolution", "fused_recurrent", id="dplr-fused_recurrent"),
+]
+CHUNKS = (16, 48, 64, 100)
+
+pytestmark = pytest.mark.skipif(not fused_cpu.available()[0], reason=fused_cpu.available()[1])
+
+
+def _inputs(op, *shape, **kwargs):
+    return (delta_inputs if op == "delta_rule" else dplr_inputs)(*shape, **kwargs)
+
+
+def _run(op, inputs, backend, **kwargs):
+    return (delta_rule if op == "delta_rule" else state_evolution)(*inputs, backend=backend, **kwargs)
+
+
+@pytest.mark.parametrize("op,backend", KERNELS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("with_state", [False, True], ids=["h0=0", "h0"])
+def test_fp64_outputs_and_states_equal_the_loop(op, backend, shape, with_state):
+    batch, seq_len, heads, dk, dv = shape
+    inputs = _inputs(op, batch, seq_len, heads, dk, dv)
+    h0 = torch.randn(batch, heads, dk, dv, dtype=torch.float64) if with_state else None
+    ref, s_ref = _run(op, inputs, "naive", initial_state=h0, output_final_state=True)
+    for chunk_size in CHUNKS if backend == "fused_chunk" else (64,):
+        o, state = _run(op, inputs, backend, initial_state=h0, output_final_state=True, chunk_size=chunk_size)
+        assert o.dtype == state.dtype == torch.float64
+        assert rel_err(o, ref) < 1e-12 and rel_err(state, s_ref) < 1e-12, f"chunk_size={chunk_size}"
+
+
+@pytest.mark.parametrize("op,backend", KERNELS)
+def test_gradients_of_every_input_equal_the_loop(op, backend):
+    # the kernels are forward-only; backward recomputes through the chunked PyTorch algorithm
+    inputs = _inputs(op, 2, 45, 2, 8, 6, requires_grad=True)
+    h0 = torch.randn(2, 2, 8, 6, dtype=torch.float64, requires_grad=True)
+    results = []
+    for name in ("naive", backend):
+        o, state = _run(op, inputs, name, initial_state=h0, output_final_state=True, chunk_size=16)
+        gen = torch.Generator().manual_seed(1)
+        loss = (o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
+        loss = loss + (state * torch.randn(state.shape, generator=gen, dtype=state.dtype)).sum()
+        results.append([o, state, *torch.autograd.grad(loss, [*inputs, h0])])
+    for i, (x, ref) in enumerate(zip(*results, strict=True)):
+        assert rel_err(x, ref, floor=1.0) < 1e-10, f"output {i} (o, state, then the inputs' gradients, h0 last)"
+
+
+@pytest.mark.parametrize("op,backend", KERNELS)
+def test_gradients_without_final_state_or_initial_state(op, backend):
+    inputs = _inputs(op, 1, 20, 2, 4, 4, requires_grad=True)
+    inputs[2] = inputs[2].detach()  # v needs no gradient
+    wanted = [x for x in inputs if x.requires_grad]
+    o, state = _run(op, inputs, backend)
+    assert state is None
+    o_ref, _ = _run(op, inputs, "naive")
+    got = torch.autograd.grad(o.square().sum(), wanted)
+    for x, ref in zip(got, torch.autograd.grad(o_ref.square().sum(), wanted), strict=True):
+        assert rel_err(x, ref) < 1e-10
+
+
+@pytest.mark.parametrize("op,backend", KERNELS)
+def test_fp32_as_accurate_as_the_fp32_loop(op, backend):
+    # same bound as the chunked backend's fp32 test (tests/kernels/test_chunk.py): 10x the fp32 loop's own error
+    torch.manual_seed(3)
+    inputs = _inputs(op, 2, 200, 2, 32, 32)
+    h0 = torch.randn(2, 2, 32, 32, dtype=torch.float64)
+    truth, s_truth = _run(op, inputs, "naive", initial_state=h0, output_final_state=True)
+    inputs32 = [x.float() for x in inputs]
+    loop, s_loop = _run(op, inputs32, "naive", initial_state=h0.float(), output_final_state=True)
+    fused, s_fused = _run(op, inputs32, backend, initial_state=h0.float(), output_final_state=True)
+    assert fused.dtype == s_fused.dtype == torch.float32
+    loop_err = max(rel_err(loop, truth), rel_err(s_loop, s_truth), 1e-7)
+    assert rel_err(fused, truth) < 10 * loop_err and rel_err(s_fused, s_truth) < 10 * loop_err
+
+
+@pytest.mark.parametrize("op,backend", KERNELS)
+def test_strided_inputs_are_read_in_place(op, backend):
+    # [B, H, T, D] memory seen as [B, T, H, D], a sliced last input and a copied negative-stride input: same result
+    inputs = _inputs(op, 2, 40, 3, 8, 6)
+    ref, _ = _run(op, inputs, "naive")
+    strided = [x.transpose(1, 2).contiguous().transpose(1, 2) for x in inputs[:3]]
+    strided[1] = inputs[1].flip(-1).contiguous().flip(-1)
+    last = torch.stack([inputs[-1], inputs[-1]], dim=-1)[..., 0]
+    assert not strided[0].is_contiguous() and not last.is_contiguous()
+    o, _ = _run(op, [*strided, *inputs[3:-1], last], backend)
+    assert rel_err(o, ref) < 1e-12
+
+
+@pytest.mark.parametrize("op,backend", KERNELS)
+def test_thread_count_does_not_change_a_bit(op, backend, one_thread):
+    # one sequence (and column group) per thread, in a fixed order: bitwise the same results at any thread count
+    inputs = [x.float() for x in _inputs(op, 3, 70, 2, 16, 16)]
+    single, _ = _run(op, inputs, backend)
+    torch.set_num_threads(2)
+    assert torch.equal(_run(op, inputs, backend)[0], single)
+
+
+def test_no_compiler_falls_back_to_chunk_and_says_why(monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+    fused_cpu.load_library.cache_clear()
+    try:
+        ok, reason = fused_cpu.available()
+        assert not ok and "no-such-compiler-xyz" in reason
+        inputs = dplr_inputs(1, 10, 1, 4, 4)
+        assert torch.equal(state_evolution(*inputs)[0], state_evolution(*inputs, backend="chunk")[0])
+        with pytest.raises(fused_cpu.KernelUnavailable, match="no C\\+\\+ compiler"):
+            state_evolution(*inputs, backend="fused_recurrent")
+    finally:
+        monkeypatch.undo()
+        fused_cpu.load_library.cache_clear()
+
+
+def test_build_goes_to_the_cache_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("REPRO_KERNEL_CACHE", str(tmp_path))
+    fused_cpu.load_library.cache_clear()
+    try:
+        inputs = delta_inputs(1, 5, 1, 4, 4)
+        o, _ = delta_rule(*inputs, backend="fused_chunk")
+        assert rel_err(o, delta_rule(*inputs, backend="naive")[0]) < 1e-12
+        assert len(list(tmp_path.glob("fused_cpu-*.so"))) == 1
+    finally:
+        monkeypatch.undo()
+        fused_cpu.load_library.cache_clear()
+
+
+def test_cuda_tensors_are_refused():
+    with pytest.raises(ValueError, match="for CPU tensors"):
+        resolve_backend("fused_recurrent", torch.device("cuda"))
