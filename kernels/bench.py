@@ -144,7 +144,14 @@ def main() -> None:
             f"ratio_vs_fla_naive_chunk={times['fla naive chunkwise'] / times[name]:.2f} "
             f"ratio_vs_fla_naive_loop={times['fla naive loop'] / times[name]:.2f}"
         )
-    if not fused:
+    if fused:
+        executed = fused_cpu.fused_chunk_flops(batch=batch, heads=heads, seq_len=seq_len, dk=dim, dv=dim)
+        rate = executed / times["fused_chunk"]
+        print(
+            f"  fused_chunk executes {executed / 1e9:.3f} GFLOP (it skips the zero triangles): {rate / 1e9:.1f} GFLOP/s, "
+            f"{rate / (2 * MATMUL_SIZE**3 / times['matmul']):.3f} of the matmul rate"
+        )
+    else:
         print(f"  (no fused C++ kernels here: {reason.splitlines()[0]})")
     print(f"fp32 matmul {MATMUL_SIZE}^3: {times['matmul'] * 1e3:.1f} ms -> {peak / 1e9:.1f} GFLOP/s")
     print("2D scan 64x64 map, 64 channels, 2 heads, 4 directions in one call (RWKV-7 decay):")

@@ -69,7 +69,7 @@ class SEB(nn.Module):
             Default: 0.
         n_layers: number of blocks in the network.
             Default: 1.
-        backend: state-evolution backend (``naive``, ``chunk``, ``fla``, ``auto``).
+        backend: state-evolution backend (``naive``, ``chunk``, ``fused_recurrent``, ``fla``, ``auto``).
             Default: ``"auto"``.
         chunk_size: chunk length of the chunked backends.
             Default: 64.

@@ -5,6 +5,7 @@ import torch
 
 from kernels import delta_rule, fused_cpu, state_evolution
 from kernels.api import resolve_backend
+from kernels.chunk import delta_rule_flops
 from kernels.testing import delta_inputs, dplr_inputs, rel_err
 
 SHAPES = [  # (B, T, H, K, V): odd lengths; dims that are not whole vectors; V over 64 fp64 lanes (two column groups)
@@ -112,6 +113,17 @@ def test_thread_count_does_not_change_a_bit(op, backend, one_thread):
     assert torch.equal(_run(op, inputs, backend)[0], single)
 
 
+def test_executed_flop_count_by_hand():
+    # per chunk of 64 at K = V = 32 (16 fp32 lanes): the 16 row blocks reach 16, 16, 16, 16, 32, ... 64 columns, so
+    # A and P take 2 * 4 * 4 * (16 + 32 + 48 + 64) * 32; the solve 4 * 64 * (0 + 4 + ... + 60) + 16 * 6 * 64;
+    # U - W S, Q S and K^T U 64 * 32 * 32 each; P U 4 * 32 * (4 + 8 + ... + 64); in multiply-adds
+    per_chunk = 2 * 4 * 4 * 160 * 32 + (4 * 64 * 480 + 16 * 6 * 64) + 3 * 64 * 32 * 32 + 4 * 32 * 544
+    assert fused_cpu.fused_chunk_flops(batch=4, heads=4, seq_len=4096, dk=32, dv=32) == 2 * per_chunk * 16 * 64
+    assert fused_cpu.fused_chunk_flops(batch=1, heads=1, seq_len=64, dk=32, dv=32) < delta_rule_flops(
+        batch=1, heads=1, seq_len=64, dk=32, dv=32
+    )
+
+
 def test_no_compiler_falls_back_to_chunk_and_says_why(monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler-xyz")
     fused_cpu.load_library.cache_clear()
@@ -135,6 +147,19 @@ def test_build_goes_to_the_cache_directory(monkeypatch, tmp_path):
         o, _ = delta_rule(*inputs, backend="fused_chunk")
         assert rel_err(o, delta_rule(*inputs, backend="naive")[0]) < 1e-12
         assert len(list(tmp_path.glob("fused_cpu-*.so"))) == 1
+    finally:
+        monkeypatch.undo()
+        fused_cpu.load_library.cache_clear()
+
+
+def test_unwritable_cache_says_where(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("REPRO_KERNEL_CACHE", str(blocker / "cache"))  # a directory below a file cannot exist
+    fused_cpu.load_library.cache_clear()
+    try:
+        ok, reason = fused_cpu.available()
+        assert not ok and "REPRO_KERNEL_CACHE" in reason and str(blocker) in reason
     finally:
         monkeypatch.undo()
         fused_cpu.load_library.cache_clear()

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kernels.fused_cpu import available
 from models.dseb import DSEB
 from models.ffn import CAB, build_ffn
 from models.mixers import build_mixer
@@ -59,7 +60,10 @@ def _seb_reference(seb: SEB, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("backend", ["naive", "chunk"])
+@pytest.mark.parametrize(
+    "backend",
+    ["naive", "chunk", pytest.param("fused_recurrent", marks=pytest.mark.skipif(not available()[0], reason="no C++"))],
+)
 def test_seb_matches_the_paper_recurrence_in_four_scan_orders(backend):
     seb = SEB(dim=8, head_size=4, shift="quad", backend=backend, chunk_size=16).double()
     _perturb(seb)

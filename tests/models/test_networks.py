@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from kernels.fused_cpu import available
 from models.sr_net import DiffRWKVIRSR
 from repro import build_model, list_models
 
@@ -163,15 +164,18 @@ def test_2d_scan_sees_the_whole_image_and_1d_scan_is_causal():
     assert _corner_response(net(mixer="resnet")) == (0.0, 0.0)
 
 
-def test_chunk_and_naive_backends_give_the_same_network_output():
+def test_chunk_fused_and_naive_backends_give_the_same_network_output():
+    backends = ("naive", "chunk", "fused_recurrent") if available()[0] else ("naive", "chunk")
     models = {backend: build_model("diffrwkvir", scale=2, backend=backend, **TINY["diffrwkvir"]).eval()
-              for backend in ("naive", "chunk")}
+              for backend in backends}
     _perturb(models["naive"])
-    models["chunk"].load_state_dict(models["naive"].state_dict())
+    for backend in backends[1:]:
+        models[backend].load_state_dict(models["naive"].state_dict())
     lq = torch.rand(1, 3, 11, 10)
     with torch.no_grad():
         out = {b: m(lq, generator=torch.Generator().manual_seed(0)) for b, m in models.items()}
-    torch.testing.assert_close(out["chunk"], out["naive"], rtol=1e-4, atol=1e-4)
+    for backend in backends[1:]:
+        torch.testing.assert_close(out[backend], out["naive"], rtol=1e-4, atol=1e-4)
 
 
 def test_eval_mode_reparameterisation_keeps_the_output():
