@@ -82,6 +82,25 @@ def gpu_section(rounds: int) -> None:
         print(f"  {name:<28s} {t * 1e3:9.2f} ms")
 
 
+def backward_section(rounds: int, delta_backends: list[str], scan_backends: list[str]) -> None:
+    """Forward + backward (the sum of the outputs) of the same two problems, for training."""
+    torch.manual_seed(0)
+    delta = [x.requires_grad_() for x in delta_rule_inputs(4, 4, 4096, 32)]
+    scan = [x.requires_grad_() for x in scan_inputs(64, 64, 2)]
+
+    def run_delta(backend: str) -> None:
+        delta_rule(*delta, backend=backend)[0].sum().backward()
+
+    def run_scan(backend: str) -> None:
+        scan2d(*scan, height=64, width=64, backend=backend).sum().backward()
+
+    contenders = {f"delta rule {b}": functools.partial(run_delta, b) for b in delta_backends}
+    contenders.update({f"scan2d {b}": functools.partial(run_scan, b) for b in scan_backends})
+    print("forward + backward, same shapes:")
+    for name, t in interleaved_medians(contenders, rounds).items():
+        print(f"  {name:<28s} {t * 1e3:9.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per contender (median reported)")
@@ -159,6 +178,7 @@ def main() -> None:
         print(f"  scan2d {name:<15s} {times[f'scan2d {name}'] * 1e3:9.1f} ms")
     for name in ours_scan:
         print(f"  ratio_scan2d_{name}_vs_naive={times['scan2d naive'] / times[f'scan2d {name}']:.2f}")
+    backward_section(args.rounds, ours_delta, ours_scan)
     if torch.cuda.is_available():
         gpu_section(args.rounds)
     print(f"our chunked algorithm on this CPU: {ours}")

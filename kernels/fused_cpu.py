@@ -11,10 +11,11 @@
 Both are compiled on first use with the machine's C++ compiler (`$CXX`, else `c++`; about two seconds) into a
 cache keyed by the sources, the compiler and the CPU (`$REPRO_KERNEL_CACHE`, else ~/.cache/repro-kernels). Without
 a compiler they are unavailable, `available()` says why, and `auto` uses `chunk`. They run one OpenMP thread per
-sequence (and per group of 64 value columns for the recurrence), with torch's intra-op thread count.
+sequence (and per group of 64 value columns for the forward recurrence), with torch's intra-op thread count.
 
-Gradients: the kernels are forward-only and keep no intermediates; backward recomputes the forward with the chunked
-PyTorch algorithm under autograd (activation recomputation, as fla's kernels do) and differentiates that.
+Gradients: the forward kernels keep nothing; one backward kernel (recurrent_backward_cpu.cpp) sweeps the generalized
+recurrence in reverse, recomputing the states from checkpoints every `chunk_size` tokens. The delta rule is its case
+`a = k`, `b = -beta k`, key `beta k`, `w = 1`, and autograd maps those gradients back to k and beta.
 """
 
 import ctypes
@@ -32,7 +33,7 @@ import torch
 from kernels.naive import compute_dtype
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = [CSRC / "delta_rule_cpu.cpp", CSRC / "recurrent_cpu.cpp"]
+SOURCES = [CSRC / "delta_rule_cpu.cpp", CSRC / "recurrent_cpu.cpp", CSRC / "recurrent_backward_cpu.cpp"]
 HEADERS = [CSRC / "simd.h"]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
 
@@ -88,24 +89,17 @@ def load_library() -> ctypes.CDLL:
         lib = ctypes.CDLL(str(target))
     except OSError as error:
         raise KernelUnavailable(f"cannot load {target}: {error}") from error
-    index, pointer = ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p
-    for name in ("delta_rule_forward_f32", "delta_rule_forward_f64"):
-        fn = getattr(lib, name)
-        fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_int64] * 6 + [pointer, index] * 5 + [pointer] * 2 + [ctypes.c_double, ctypes.c_int]
-    for name in ("recurrent_forward_f32", "recurrent_forward_f64"):
-        fn = getattr(lib, name)
-        fn.restype = ctypes.c_int
-        fn.argtypes = (
-            [ctypes.c_int]
-            + [ctypes.c_int64] * 5
-            + [pointer, index] * 8
-            + [pointer] * 2
-            + [
-                ctypes.c_double,
-                ctypes.c_int,
-            ]
-        )
+    index, pointer, size = ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p, ctypes.c_int64
+    scale_threads = [ctypes.c_double, ctypes.c_int]
+    signatures = {  # the extern "C" entry points of csrc/, each in _f32 and _f64
+        "delta_rule_forward": [size] * 6 + [pointer, index] * 5 + [pointer] * 2 + scale_threads,
+        "recurrent_forward": [ctypes.c_int] + [size] * 5 + [pointer, index] * 8 + [pointer] * 2 + scale_threads,
+        "recurrent_backward": [size] * 6 + [pointer, index] * 2 + [pointer] * 3 + scale_threads,
+    }
+    for name, argtypes in signatures.items():
+        for suffix in ("_f32", "_f64"):
+            fn = getattr(lib, name + suffix)
+            fn.restype, fn.argtypes = ctypes.c_int, argtypes
     return lib
 
 
@@ -191,60 +185,104 @@ def _recurrent_forward(q, k, v, a, b, gk, beta, initial_state, *, scale, output_
     return o.contiguous(), state
 
 
-class _RecomputedBackward(torch.autograd.Function):
-    """A forward-only kernel's (o, final_state); backward differentiates `reference` recomputed on the inputs."""
+def _recurrent_backward(q, k, v, a, b, w, grad_o, initial_state, grad_state, *, scale, chunk_size, need_h0):
+    """Gradients (dq, dk, dv, da, db, dw, dh0) of the generalized recurrence by csrc/recurrent_backward_cpu.cpp; `w`
+    is the decay exp(gk). dh0 is None unless `need_h0`."""
+    dtype = _dtype(q)
+    inputs = _prepare([q, k, v, a, b, w, grad_o], dtype)
+    batch, seq_len, heads, dk = q.shape
+    dv = v.shape[-1]
 
+    def head_first(dim: int, fill) -> torch.Tensor:
+        return fill(batch, heads, seq_len, dim, dtype=dtype).transpose(1, 2)
+
+    grads = [head_first(dk, torch.zeros), head_first(dk, torch.zeros), head_first(dv, torch.empty)]
+    grads += [head_first(dk, torch.zeros) for _ in range(3)]  # da, db, dw
+    h0 = None if initial_state is None else initial_state.detach().to(dtype).contiguous()
+    final = None if grad_state is None else grad_state.detach().to(dtype).contiguous()
+    dh0 = torch.empty(batch, heads, dk, dv, dtype=dtype) if need_h0 else None
+    if seq_len == 0:
+        if dh0 is not None:
+            dh0.copy_(final) if final is not None else dh0.zero_()
+        return (*grads, dh0)
+    lib = load_library()
+    fn = lib.recurrent_backward_f32 if dtype == torch.float32 else lib.recurrent_backward_f64
+    pointers = [(ctypes.c_void_p * len(xs))(*map(_ptr, xs)) for xs in (inputs, grads)]
+    strides = [(ctypes.c_int64 * (3 * len(xs)))(*(n for x in xs for n in x.stride()[:3])) for xs in (inputs, grads)]
+    fn(batch, seq_len, heads, dk, dv, max(1, min(chunk_size, seq_len)), pointers[0], strides[0], pointers[1],
+       strides[1], _ptr(h0), _ptr(final), _ptr(dh0), scale, torch.get_num_threads())  # fmt: skip
+    return (*grads, dh0)
+
+
+def _cast(grads, like):
+    """Gradients in their inputs' dtypes (None where an input is None)."""
+    return [None if g is None or x is None else g.to(x.dtype) for g, x in zip(grads, like, strict=True)]
+
+
+class _FusedStateEvolution(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, kernel, reference, settings, initial_state, *inputs):
-        ctx.save_for_backward(initial_state, *inputs)
-        ctx.reference, ctx.settings = reference, settings
-        return kernel(*inputs, initial_state, **settings)
+    def forward(ctx, settings, initial_state, q, k, v, a, b, gk):
+        ctx.save_for_backward(initial_state, q, k, v, a, b, gk)
+        ctx.settings = settings
+        return _recurrent_forward(q, k, v, a, b, gk, None, initial_state, **settings)
 
     @staticmethod
     def backward(ctx, grad_o, grad_state):
-        leaves = [
-            None if x is None else x.detach().requires_grad_(needed)
-            for x, needed in zip(ctx.saved_tensors, ctx.needs_input_grad[3:], strict=True)
-        ]
+        h0, q, k, v, a, b, gk = ctx.saved_tensors
+        w = gk.detach().to(_dtype(q)).exp()
+        dq, dk, dv, da, db, dw, dh0 = _recurrent_backward(
+            q, k, v, a, b, w, grad_o, h0, grad_state, scale=ctx.settings["scale"],
+            chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[1],
+        )  # fmt: skip
+        return None, *_cast([dh0, dq, dk, dv, da, db, dw * w], [h0, q, k, v, a, b, gk])
+
+
+class _FusedDeltaRule(torch.autograd.Function):
+    """Forward by `forward` (the chunked or the recurrent kernel); backward by the generalized recurrence's backward
+    kernel, the delta rule being its case `a = k`, `b = -beta k`, key `beta k`, `w = 1` (autograd maps the gradients
+    of a, b and the key back to k and beta)."""
+
+    @staticmethod
+    def forward(ctx, forward, settings, initial_state, q, k, v, beta):
+        ctx.save_for_backward(initial_state, q, k, v, beta)
+        ctx.settings = settings
+        return forward(q, k, v, beta, initial_state, **settings)
+
+    @staticmethod
+    def backward(ctx, grad_o, grad_state):
+        h0, q, k, v, beta = ctx.saved_tensors
+        dtype = _dtype(q)
+        key, rate = k.detach().to(dtype).requires_grad_(), beta.detach().to(dtype).requires_grad_()
         with torch.enable_grad():
-            o, state = ctx.reference(*leaves[1:], initial_state=leaves[0], **ctx.settings)
-        outputs, grads = [o], [grad_o]
-        if state is not None and grad_state is not None:
-            outputs.append(state)
-            grads.append(grad_state)
-        wanted = [x for x in leaves if x is not None and x.requires_grad]
-        found = iter(torch.autograd.grad(outputs, wanted, grads, allow_unused=True) if wanted else ())
-        return (None, None, None, *[next(found) if x is not None and x.requires_grad else None for x in leaves])
+            b, scaled_key = -rate[..., None] * key, rate[..., None] * key
+        dq, dk_scaled, dv, da, db, _, dh0 = _recurrent_backward(
+            q, scaled_key.detach(), v, key.detach(), b.detach(), torch.ones_like(key.detach()), grad_o, h0, grad_state,
+            scale=ctx.settings["scale"], chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2],
+        )  # fmt: skip
+        dk, dbeta = torch.autograd.grad([b, scaled_key], [key, rate], [db, dk_scaled])
+        return None, None, *_cast([dh0, dq, dk + da, dv, dbeta], [h0, q, k, v, beta])
 
 
 def fused_chunk_delta_rule(q, k, v, beta, *, scale, initial_state=None, output_final_state=False, chunk_size=64):
     """Plain delta rule, chunkwise, by the fused kernel; inputs [B, T, H, *], state [B, H, K, V]."""
-    from kernels.chunk import chunk_delta_rule
-
     settings = {"scale": scale, "output_final_state": output_final_state, "chunk_size": chunk_size}
-    return _RecomputedBackward.apply(_chunk_forward, chunk_delta_rule, settings, initial_state, q, k, v, beta)
+    return _FusedDeltaRule.apply(_chunk_forward, settings, initial_state, q, k, v, beta)
 
 
 def fused_recurrent_delta_rule(q, k, v, beta, *, scale, initial_state=None, output_final_state=False, chunk_size=64):
-    """Plain delta rule, token by token, by the fused kernel (chunk_size sets the chunked backward only)."""
-    from kernels.chunk import chunk_delta_rule
+    """Plain delta rule, token by token, by the fused kernel (chunk_size: the backward's checkpoint interval)."""
 
-    def kernel(q, k, v, beta, h0, **settings):
+    def forward(q, k, v, beta, h0, **settings):
         return _recurrent_forward(q, k, v, None, None, None, beta, h0, **settings)
 
     settings = {"scale": scale, "output_final_state": output_final_state, "chunk_size": chunk_size}
-    return _RecomputedBackward.apply(kernel, chunk_delta_rule, settings, initial_state, q, k, v, beta)
+    return _FusedDeltaRule.apply(forward, settings, initial_state, q, k, v, beta)
 
 
 def fused_recurrent_state_evolution(q, k, v, a, b, gk, *, scale, initial_state=None, output_final_state=False, chunk_size=64):
-    """Generalized rule, token by token, by the fused kernel (chunk_size sets the chunked backward only)."""
-    from kernels.chunk import chunk_state_evolution
-
-    def kernel(q, k, v, a, b, gk, h0, **settings):
-        return _recurrent_forward(q, k, v, a, b, gk, None, h0, **settings)
-
+    """Generalized rule, token by token, by the fused kernel (chunk_size: the backward's checkpoint interval)."""
     settings = {"scale": scale, "output_final_state": output_final_state, "chunk_size": chunk_size}
-    return _RecomputedBackward.apply(kernel, chunk_state_evolution, settings, initial_state, q, k, v, a, b, gk)
+    return _FusedStateEvolution.apply(settings, initial_state, q, k, v, a, b, gk)
 
 
 def fused_chunk_flops(*, batch: int, heads: int, seq_len: int, dk: int, dv: int, chunk_size: int = 64, lanes: int = 16):

@@ -6,7 +6,7 @@
 //   (I + A) [W U] = [diag(beta) K, diag(beta) V]   (UT transform, forward substitution, in place)
 //   U <- U - W S                                    (the corrections)
 //   O = scale * (Q S + P U)                         S <- S + K^T U
-// Only the lower triangles of A and P are computed. Built by kernels/cpu_kernel.py; see kernels/README.md.
+// Only the lower triangles of A and P are computed. Built by kernels/fused_cpu.py; see kernels/README.md.
 
 #include <algorithm>
 #include <cstdint>

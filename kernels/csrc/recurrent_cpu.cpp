@@ -3,7 +3,7 @@
 //   generalized rule (eq. 5):  S <- diag(w_t) S + b_t (a_t^T S) + k_t v_t^T,   o_t = scale S^T q_t
 //   plain delta rule (eq. 6):  S <- S + k_t (beta_t (v_t - S^T k_t))^T,        o_t = scale S^T q_t
 // The columns of S evolve independently, so each (batch, head) sequence is split into groups of at most four
-// vectors of columns, one thread per (sequence, group). Built by kernels/cpu_kernel.py; see kernels/README.md.
+// vectors of columns, one thread per (sequence, group). Built by kernels/fused_cpu.py; see kernels/README.md.
 
 #include <algorithm>
 #include <cstdint>

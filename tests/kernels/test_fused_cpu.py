@@ -47,20 +47,49 @@ def test_fp64_outputs_and_states_equal_the_loop(op, backend, shape, with_state):
         assert rel_err(o, ref) < 1e-12 and rel_err(state, s_ref) < 1e-12, f"chunk_size={chunk_size}"
 
 
+def _loss_grads(op, inputs, h0, backend, chunk_size):
+    o, state = _run(op, inputs, backend, initial_state=h0, output_final_state=True, chunk_size=chunk_size)
+    gen = torch.Generator().manual_seed(1)
+    loss = (o.double() * torch.randn(o.shape, generator=gen, dtype=torch.float64)).sum()
+    loss = loss + (state.double() * torch.randn(state.shape, generator=gen, dtype=torch.float64)).sum()
+    return [o, state, *torch.autograd.grad(loss, [*inputs, h0])]
+
+
+GRAD_SHAPES = [  # K = 20: three fp64 row blocks of the transposing sum, the last partial; V = 40: two column groups
+    pytest.param((2, 45, 2, 8, 6), id="B2-T45-H2-K8-V6"),
+    pytest.param((1, 70, 1, 20, 40), id="B1-T70-H1-K20-V40"),
+]
+
+
 @pytest.mark.parametrize("op,backend", KERNELS)
-def test_gradients_of_every_input_equal_the_loop(op, backend):
-    # the kernels are forward-only; backward recomputes through the chunked PyTorch algorithm
-    inputs = _inputs(op, 2, 45, 2, 8, 6, requires_grad=True)
-    h0 = torch.randn(2, 2, 8, 6, dtype=torch.float64, requires_grad=True)
-    results = []
-    for name in ("naive", backend):
-        o, state = _run(op, inputs, name, initial_state=h0, output_final_state=True, chunk_size=16)
-        gen = torch.Generator().manual_seed(1)
-        loss = (o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
-        loss = loss + (state * torch.randn(state.shape, generator=gen, dtype=state.dtype)).sum()
-        results.append([o, state, *torch.autograd.grad(loss, [*inputs, h0])])
-    for i, (x, ref) in enumerate(zip(*results, strict=True)):
+@pytest.mark.parametrize("shape", GRAD_SHAPES)
+def test_gradients_of_every_input_equal_the_loop(op, backend, shape):
+    # the backward kernel (csrc/recurrent_backward_cpu.cpp) against autograd through the loop; chunk 16: several
+    # checkpoints and a partial last chunk
+    batch, seq_len, heads, dk, dv = shape
+    inputs = _inputs(op, batch, seq_len, heads, dk, dv, requires_grad=True)
+    h0 = torch.randn(batch, heads, dk, dv, dtype=torch.float64, requires_grad=True)
+    expected = _loss_grads(op, inputs, h0, "naive", 16)
+    for i, (x, ref) in enumerate(zip(_loss_grads(op, inputs, h0, backend, 16), expected, strict=True)):
+        assert x.dtype == ref.dtype
         assert rel_err(x, ref, floor=1.0) < 1e-10, f"output {i} (o, state, then the inputs' gradients, h0 last)"
+
+
+@pytest.mark.parametrize("op,backend", KERNELS)
+def test_fp32_gradients_as_accurate_as_the_fp32_loop(op, backend):
+    # fp32 gradients (16-lane vectors, four rounds of the transposing sum) within 10x the fp32 loop's own error
+    torch.manual_seed(4)
+    inputs = _inputs(op, 1, 100, 2, 24, 20)
+    h0 = torch.randn(1, 2, 24, 20, dtype=torch.float64)
+    leaves64 = [x.clone().requires_grad_() for x in [*inputs, h0]]
+    truth = _loss_grads(op, leaves64[:-1], leaves64[-1], "naive", 32)
+    errors = {}
+    for name in ("naive", backend):
+        leaves = [x.float().requires_grad_() for x in [*inputs, h0]]
+        got = _loss_grads(op, leaves[:-1], leaves[-1], name, 32)
+        errors[name] = [rel_err(x, ref, floor=1.0) for x, ref in zip(got, truth, strict=True)]
+    for i, (fused, loop) in enumerate(zip(errors[backend], errors["naive"], strict=True)):
+        assert fused < 10 * max(loop, 1e-7), f"output {i}: {fused:.1e} against the loop's {loop:.1e}"
 
 
 @pytest.mark.parametrize("op,backend", KERNELS)
