@@ -3,10 +3,19 @@
 import pytest
 import torch
 
-from kernels import BACKENDS, delta_rule, state_evolution
+from kernels import BACKENDS, delta_rule, fused_cpu, state_evolution
 from kernels.testing import delta_inputs, dplr_inputs, rel_err
 
+NEEDS_CXX = pytest.mark.skipif(not fused_cpu.available()[0], reason=fused_cpu.available()[1])
+CPU_BACKENDS = [
+    "naive",
+    "chunk",
+    pytest.param("fused_chunk", marks=NEEDS_CXX),
+    pytest.param("fused_recurrent", marks=NEEDS_CXX),
+]
 
+
+@NEEDS_CXX
 def test_auto_is_the_fused_recurrence_on_cpu():
     inputs = dplr_inputs(1, 20, 2, 4, 4)
     auto, _ = state_evolution(*inputs)
@@ -18,7 +27,7 @@ def test_auto_is_the_fused_recurrence_on_cpu():
     assert BACKENDS == ("naive", "chunk", "fused_chunk", "fused_recurrent", "fla", "auto")
 
 
-@pytest.mark.parametrize("backend", ["naive", "chunk", "fused_chunk", "fused_recurrent"])
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_dtypes_and_final_state(backend):
     q, k, v, beta = delta_inputs(1, 10, 2, 4, 3, dtype=torch.bfloat16)
     o, state = delta_rule(q, k, v, beta, backend=backend)
@@ -54,3 +63,16 @@ def test_bad_input_is_named():
         delta_rule(q, k, v, a)
     with pytest.raises(ValueError, match="chunk_size"):
         delta_rule(q, k, v, a[..., 0], chunk_size=0)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_no_tokens_leave_the_state_unchanged(backend):
+    q, k, v, beta = delta_inputs(2, 0, 2, 4, 3, requires_grad=True)
+    h0 = torch.randn(2, 2, 4, 3, dtype=torch.float64, requires_grad=True)
+    o, state = delta_rule(q, k, v, beta, initial_state=h0, output_final_state=True, backend=backend)
+    assert o.shape == (2, 0, 2, 3) and torch.equal(state, h0)
+    (grad,) = torch.autograd.grad(state.sum(), [h0])
+    assert torch.equal(grad, torch.ones_like(h0))
+    inputs = dplr_inputs(1, 0, 1, 4, 4)
+    o, state = state_evolution(*inputs, output_final_state=True, backend="chunk" if backend == "fused_chunk" else backend)
+    assert o.shape == (1, 0, 1, 4) and not state.any()
