@@ -8,9 +8,9 @@
   state in registers. A CPU has no use for the chunked form's parallelism across chunks, and the recurrence needs
   fewer FLOPs (3-5 K V multiply-adds per token against about 11 K V for the chunked form at C = 64, K = V = 32).
 
-Both are compiled on first use with the machine's C++ compiler (`$CXX`, else `c++`; about two seconds) into a
-cache keyed by the sources, the compiler and the CPU (`$REPRO_KERNEL_CACHE`, else ~/.cache/repro-kernels). Without
-a compiler they are unavailable, `available()` says why, and `auto` uses `chunk`. They run one OpenMP thread per
+They are compiled on first use with the machine's C++ compiler (`$CXX`, else `c++`, plus `$CXXFLAGS`; a few
+seconds) into a cache keyed by the sources, the compiler, the flags and the CPU (`$REPRO_KERNEL_CACHE`, else
+~/.cache/repro-kernels). Without a compiler they are unavailable, `available()` says why, and `auto` uses `chunk`. They run one OpenMP thread per
 sequence (and per group of 64 value columns for the forward recurrence), with torch's intra-op thread count.
 
 Gradients: the forward kernels keep nothing; one backward kernel (recurrent_backward_cpu.cpp) sweeps the generalized
@@ -35,7 +35,10 @@ from kernels.naive import compute_dtype
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = [CSRC / "delta_rule_cpu.cpp", CSRC / "recurrent_cpu.cpp", CSRC / "recurrent_backward_cpu.cpp"]
 HEADERS = [CSRC / "simd.h"]
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
+FLAGS = ["-O3", "-shared", "-fPIC", "-std=c++17"]
+# tried in turn: a compiler without OpenMP (Apple's clang) builds single-threaded kernels (the pragmas are ignored),
+# one that cannot target the host CPU builds generic vector code
+OPTIONAL_FLAGS = [["-march=native", "-fopenmp"], ["-march=native"], []]
 
 
 class KernelUnavailable(RuntimeError):
@@ -59,15 +62,17 @@ def _cpu_signature() -> str:
     return platform.machine() + platform.processor()
 
 
-def _compile(compiler: str, target: Path) -> None:
+def _compile(compiler: str, flags: list[str], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
-        command = [compiler, *FLAGS, *map(str, SOURCES), "-o", str(built)]
-        result = subprocess.run(command, check=False, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise KernelUnavailable(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
-        os.replace(built, target)  # atomic: concurrent first uses (parallel Snakemake jobs) each see a whole file
+        for optional in OPTIONAL_FLAGS:
+            command = [compiler, *FLAGS, *optional, *flags, *map(str, SOURCES), "-o", str(built)]
+            result = subprocess.run(command, check=False, capture_output=True, text=True)
+            if result.returncode == 0:
+                os.replace(built, target)  # atomic: concurrent first uses (parallel Snakemake jobs) see a whole file
+                return
+        raise KernelUnavailable(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
 
 
 @functools.cache
@@ -77,12 +82,14 @@ def load_library() -> ctypes.CDLL:
     if shutil.which(compiler) is None:
         raise KernelUnavailable(f"no C++ compiler {compiler!r} on PATH (set $CXX); the `chunk` backend still works")
     version = subprocess.run([compiler, "--version"], check=False, capture_output=True, text=True).stdout.split("\n")[0]
+    flags = os.environ.get("CXXFLAGS", "").split()  # the user's, after ours
     texts = [path.read_text() for path in SOURCES + HEADERS]
-    key = hashlib.sha256("\n".join([*texts, compiler, version, *FLAGS, _cpu_signature()]).encode()).hexdigest()
+    options = [*FLAGS, *(" ".join(optional) for optional in OPTIONAL_FLAGS), *flags]
+    key = hashlib.sha256("\n".join([*texts, compiler, version, *options, _cpu_signature()]).encode()).hexdigest()
     target = cache_dir() / f"fused_cpu-{key[:16]}.so"
     if not target.exists():
         try:
-            _compile(compiler, target)
+            _compile(compiler, flags, target)
         except OSError as error:  # e.g. a read-only home directory
             raise KernelUnavailable(f"cannot build into {target.parent} ({error}); set $REPRO_KERNEL_CACHE") from error
     try:

@@ -49,12 +49,19 @@ template <typename T> struct TransposeSum {
     }
 
     vec operator()(vec* p) const {
+#if defined(__clang__) || defined(REPRO_PORTABLE_SUMS)  // clang has no __builtin_shuffle: a sum per row
+        vec sums{};
+        for (int l = 0; l < L; ++l)
+            for (int lane = 0; lane < L; ++lane) sums[l] += p[order[l]][lane];  // row l sits in slot order[l]
+        return sums;
+#else
         int round = 0;
         for (int count = L; count > 1; count /= 2, ++round)
             for (int j = 0; j < count / 2; ++j)
                 p[j] = __builtin_shuffle(p[2 * j], p[2 * j + 1], low[round]) +
                        __builtin_shuffle(p[2 * j], p[2 * j + 1], high[round]);
         return p[0];
+#endif
     }
 };
 

@@ -181,6 +181,25 @@ def test_build_goes_to_the_cache_directory(monkeypatch, tmp_path):
         fused_cpu.load_library.cache_clear()
 
 
+def test_flags_the_compiler_refuses_are_dropped_in_turn(monkeypatch, tmp_path):
+    # as for a compiler without OpenMP: the build falls back to the next set of optional flags
+    monkeypatch.setenv("REPRO_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(fused_cpu, "OPTIONAL_FLAGS", [["-fno-such-option-xyz"], ["-march=native"]])
+    fused_cpu.load_library.cache_clear()
+    try:
+        inputs = dplr_inputs(1, 30, 2, 8, 8)
+        o, _ = state_evolution(*inputs, backend="fused_recurrent")
+        assert rel_err(o, state_evolution(*inputs, backend="naive")[0]) < 1e-12
+        monkeypatch.setattr(fused_cpu, "OPTIONAL_FLAGS", [["-fno-such-option-xyz"]])
+        monkeypatch.setenv("CXXFLAGS", "-DANOTHER_BUILD")  # a new cache key, so a new build, which fails
+        fused_cpu.load_library.cache_clear()
+        ok, reason = fused_cpu.available()
+        assert not ok and "-fno-such-option-xyz" in reason
+    finally:
+        monkeypatch.undo()
+        fused_cpu.load_library.cache_clear()
+
+
 def test_unwritable_cache_says_where(monkeypatch, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
