@@ -5,13 +5,14 @@
   matmul rate; the kernel walks each (batch, head) sequence chunk by chunk with every intermediate in cache and only
   computes the lower triangles.
 - `fused_recurrent` (delta rule and generalized rule): the token-by-token recurrence of kernels/naive.py with the
-  state in registers. A CPU has no use for the chunked form's parallelism across chunks, and the recurrence needs
+  state in cache. A CPU has no use for the chunked form's parallelism across chunks, and the recurrence needs
   fewer FLOPs (3-5 K V multiply-adds per token against about 11 K V for the chunked form at C = 64, K = V = 32).
 
 They are compiled on first use with the machine's C++ compiler (`$CXX`, else `c++`, plus `$CXXFLAGS`; a few
 seconds) into a cache keyed by the sources, the compiler, the flags and the CPU (`$REPRO_KERNEL_CACHE`, else
-~/.cache/repro-kernels). Without a compiler they are unavailable, `available()` says why, and `auto` uses `chunk`. They run one OpenMP thread per
-sequence (and per group of 64 value columns for the forward recurrence), with torch's intra-op thread count.
+~/.cache/repro-kernels). Without a compiler they are unavailable, `available()` says why, and `auto` uses `chunk`.
+They run one OpenMP thread per sequence (and per group of 64 value columns for the forward recurrence), with torch's
+intra-op thread count.
 
 Gradients: the forward kernels keep nothing; one backward kernel (recurrent_backward_cpu.cpp) sweeps the generalized
 recurrence in reverse, recomputing the states from checkpoints every `chunk_size` tokens. The delta rule is its case
