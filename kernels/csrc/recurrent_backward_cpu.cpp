@@ -208,9 +208,15 @@ void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64
                 T* outputs[5] = {seq.dq.at(t), seq.dk.at(t), seq.db.at(t), seq.da.at(t), seq.dw.at(t)};
                 const int64_t n_rows = std::min<int64_t>(L, dk - i0);
                 for (int n = 0; n < 5; ++n) {
-                    const vec sums = transpose_sum(p[n]);
-                    const T factor = n == 0 ? scale : T(1);
-                    for (int64_t j = 0; j < n_rows; ++j) outputs[n][i0 + j] += factor * sums[j];
+                    const vec sums = (n == 0 ? scale : T(1)) * transpose_sum(p[n]);
+                    if (n_rows == L) {  // one unaligned vector load, add and store instead of L lane extractions
+                        vec total;
+                        std::memcpy(&total, outputs[n] + i0, sizeof(vec));
+                        total += sums;
+                        std::memcpy(outputs[n] + i0, &total, sizeof(vec));
+                    } else {
+                        for (int64_t j = 0; j < n_rows; ++j) outputs[n][i0 + j] += sums[j];
+                    }
                 }
             }
             for (int64_t i = 0; i < kp; ++i)
