@@ -1,4 +1,4 @@
-"""State-evolution (delta rule) ops: naive oracle, chunked PyTorch, fla Triton, and the 2D scan."""
+"""State-evolution (delta rule) ops: naive oracle, chunked PyTorch, fused C++ for the CPU, fla Triton, the 2D scan."""
 
 from kernels.api import BACKENDS, delta_rule, state_evolution
 from kernels.scan2d import SCAN_DIRECTIONS, scan2d, scan_order

@@ -8,7 +8,7 @@
   state in cache. A CPU has no use for the chunked form's parallelism across chunks, and the recurrence needs
   fewer FLOPs (3-5 K V multiply-adds per token against about 11 K V for the chunked form at C = 64, K = V = 32).
 
-They are compiled on first use with the machine's C++ compiler (`$CXX`, else `c++`, plus `$CXXFLAGS`; a few
+They are compiled on first use with the machine's C++ compiler (`$CXX`, else c++, g++ or clang++, and `$CXXFLAGS`; a few
 seconds) into a cache keyed by the sources, the compiler, the flags and the CPU (`$REPRO_KERNEL_CACHE`, else
 ~/.cache/repro-kernels). Without a compiler they are unavailable, `available()` says why, and `auto` uses `chunk`.
 They run one OpenMP thread per sequence (and per group of 64 value columns for the forward recurrence), with torch's
@@ -79,9 +79,10 @@ def _compile(compiler: str, flags: list[str], target: Path) -> None:
 @functools.cache
 def load_library() -> ctypes.CDLL:
     """Build (once per sources, compiler and CPU) and load the kernels; raises KernelUnavailable."""
-    compiler = os.environ.get("CXX", "c++")
-    if shutil.which(compiler) is None:
-        raise KernelUnavailable(f"no C++ compiler {compiler!r} on PATH (set $CXX); the `chunk` backend still works")
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["c++", "g++", "clang++"]
+    compiler = next((name for name in candidates if shutil.which(name)), None)
+    if compiler is None:
+        raise KernelUnavailable(f"no C++ compiler {' or '.join(candidates)} on PATH (set $CXX); `chunk` still works")
     version = subprocess.run([compiler, "--version"], check=False, capture_output=True, text=True).stdout.split("\n")[0]
     flags = os.environ.get("CXXFLAGS", "").split()  # the user's, after ours
     texts = [path.read_text() for path in SOURCES + HEADERS]
