@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from repro.runtime import tune_cpu_allocator
+
 
 def _overrides(items: list[str]) -> dict:
     """``key=value`` pairs; values are Python literals where they parse (``width=32``, ``shift='uni'``)."""
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_table)
 
     args = parser.parse_args(argv)
+    tune_cpu_allocator()
     try:
         args.func(args)
     except (OSError, ValueError, RuntimeError, KeyError) as err:

@@ -17,6 +17,7 @@ import time
 import torch
 
 from repro.registry import build_model, get_descriptor, list_models
+from repro.runtime import tune_cpu_allocator
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
+    tune_cpu_allocator()
     names = args.models or [n for n in list_models(task="sr") if args.scale in get_descriptor(n).scales]
     rows = profile_forward(names, scale=args.scale, size=args.size, repeats=args.repeats, device=args.device)
     print(f"{args.device}, {torch.get_num_threads()} threads, {args.size}x{args.size} input, x{args.scale}, "
