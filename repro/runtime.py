@@ -17,9 +17,10 @@ def tune_cpu_allocator() -> bool:
 
     PyTorch's CPU allocator takes every tensor from malloc. glibc serves large blocks with a fresh mmap and unmaps
     them when freed, so a network that allocates and frees many 1-30 MB activations per layer page-faults and zeroes
-    all that memory again at every layer. Measured on the 2-core CPU, forward of a 64x64 input at x4 (one run each,
-    `python -m repro.profile.forward`): DiffRWKVIR 2.31 s -> 1.03 s, DiffIR 1.07 s -> 1.02 s, SwinIR 1.27 -> 1.32 s.
-    The cost is that the process keeps its peak heap. Returns False where the C library is not glibc.
+    all that memory again at every layer (how often depends on glibc's adaptive threshold, so timings also jump
+    between runs). Measured on the 2-core CPU, forward of a 64x64 input at x4 (`python -m repro.profile.forward`,
+    runs without and with): DiffRWKVIR 1.9-2.3 s -> 1.0-1.1 s; one of its SEB layers 70-93 ms -> 31 ms; DiffIR
+    1.02-1.09 s either way. The cost: the process keeps its peak heap. Returns False where the C library is not glibc.
     """
     if not sys.platform.startswith("linux"):
         return False
