@@ -1,5 +1,9 @@
 """The fused C++ CPU kernels against the naive loop: outputs, final states, gradients, layouts, threads, no compiler."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -21,6 +25,7 @@ KERNELS = [  # (op, backend)
     pytest.param("state_evolution", "fused_recurrent", id="dplr-fused_recurrent"),
 ]
 CHUNKS = (16, 48, 64, 100)
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(not fused_cpu.available()[0], reason=fused_cpu.available()[1])
 
@@ -182,7 +187,7 @@ def test_build_goes_to_the_cache_directory(monkeypatch, tmp_path):
 
 
 def test_flags_the_compiler_refuses_are_dropped_in_turn(monkeypatch, tmp_path):
-    # as for a compiler without OpenMP: the build falls back to the next set of optional flags
+    # as for a compiler that cannot target the host CPU: the build falls back to the next set of optional flags
     monkeypatch.setenv("REPRO_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setattr(fused_cpu, "OPTIONAL_FLAGS", [["-fno-such-option-xyz"], ["-march=native"]])
     fused_cpu.load_library.cache_clear()
@@ -216,3 +221,27 @@ def test_unwritable_cache_says_where(monkeypatch, tmp_path):
 def test_cuda_tensors_are_refused():
     with pytest.raises(ValueError, match="for CPU tensors"):
         resolve_backend("fused_recurrent", torch.device("cuda"))
+
+
+def test_a_forked_worker_can_run_the_kernels_again():
+    # as a DataLoader worker: forked after the parent ran the kernels (OpenMP pools exist), then one torch thread, as
+    # DataLoader sets (torch's own pool cannot cross a fork: torch ops hang there with two)
+    script = f"""
+import os, sys
+sys.path.insert(0, {str(REPO)!r})
+import torch
+from kernels import delta_rule, state_evolution
+from kernels.testing import delta_inputs, dplr_inputs
+torch.set_num_threads(2)
+dplr, delta = dplr_inputs(4, 300, 2, 16, 16), delta_inputs(4, 300, 2, 16, 16)
+before = state_evolution(*dplr, backend="fused_recurrent")[0], delta_rule(*delta, backend="fused_chunk")[0]
+pid = os.fork()
+if pid == 0:
+    torch.set_num_threads(1)
+    after = state_evolution(*dplr, backend="fused_recurrent")[0], delta_rule(*delta, backend="fused_chunk")[0]
+    os._exit(0 if all(torch.equal(x, y) for x, y in zip(before, after)) else 3)
+print(os.waitpid(pid, 0)[1])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "0"  # the child's exit status: it finished and agreed with the parent
