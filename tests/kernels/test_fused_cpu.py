@@ -158,64 +158,54 @@ def test_executed_flop_count_by_hand():
     )
 
 
-def test_no_compiler_falls_back_to_chunk_and_says_why(monkeypatch):
-    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+@pytest.fixture
+def rebuild(monkeypatch):
+    """A `monkeypatch` after which load_library builds or loads afresh (its cache of the library is cleared), and
+    which restores the environment, then clears that cache again, when the test ends."""
     fused_cpu.load_library.cache_clear()
-    try:
-        ok, reason = fused_cpu.available()
-        assert not ok and "no-such-compiler-xyz" in reason
-        inputs = dplr_inputs(1, 10, 1, 4, 4)
-        assert torch.equal(state_evolution(*inputs)[0], state_evolution(*inputs, backend="chunk")[0])
-        with pytest.raises(fused_cpu.KernelUnavailable, match="no C\\+\\+ compiler"):
-            state_evolution(*inputs, backend="fused_recurrent")
-    finally:
-        monkeypatch.undo()
-        fused_cpu.load_library.cache_clear()
-
-
-def test_build_goes_to_the_cache_directory(monkeypatch, tmp_path):
-    monkeypatch.setenv("REPRO_KERNEL_CACHE", str(tmp_path))
+    yield monkeypatch
+    monkeypatch.undo()
     fused_cpu.load_library.cache_clear()
-    try:
-        inputs = delta_inputs(1, 5, 1, 4, 4)
-        o, _ = delta_rule(*inputs, backend="fused_chunk")
-        assert rel_err(o, delta_rule(*inputs, backend="naive")[0]) < 1e-12
-        assert len(list(tmp_path.glob("fused_cpu-*.so"))) == 1
-    finally:
-        monkeypatch.undo()
-        fused_cpu.load_library.cache_clear()
 
 
-def test_flags_the_compiler_refuses_are_dropped_in_turn(monkeypatch, tmp_path):
+def test_no_compiler_falls_back_to_chunk_and_says_why(rebuild):
+    rebuild.setenv("CXX", "no-such-compiler-xyz")
+    ok, reason = fused_cpu.available()
+    assert not ok and "no-such-compiler-xyz" in reason
+    inputs = dplr_inputs(1, 10, 1, 4, 4)
+    assert torch.equal(state_evolution(*inputs)[0], state_evolution(*inputs, backend="chunk")[0])
+    with pytest.raises(fused_cpu.KernelUnavailable, match="no C\\+\\+ compiler"):
+        state_evolution(*inputs, backend="fused_recurrent")
+
+
+def test_build_goes_to_the_cache_directory(rebuild, tmp_path):
+    rebuild.setenv("REPRO_KERNEL_CACHE", str(tmp_path))
+    inputs = delta_inputs(1, 5, 1, 4, 4)
+    o, _ = delta_rule(*inputs, backend="fused_chunk")
+    assert rel_err(o, delta_rule(*inputs, backend="naive")[0]) < 1e-12
+    assert len(list(tmp_path.glob("fused_cpu-*.so"))) == 1
+
+
+def test_flags_the_compiler_refuses_are_dropped_in_turn(rebuild, tmp_path):
     # as for a compiler that cannot target the host CPU: the build falls back to the next set of optional flags
-    monkeypatch.setenv("REPRO_KERNEL_CACHE", str(tmp_path))
-    monkeypatch.setattr(fused_cpu, "OPTIONAL_FLAGS", [["-fno-such-option-xyz"], ["-march=native"]])
+    rebuild.setenv("REPRO_KERNEL_CACHE", str(tmp_path))
+    rebuild.setattr(fused_cpu, "OPTIONAL_FLAGS", [["-fno-such-option-xyz"], ["-march=native"]])
+    inputs = dplr_inputs(1, 30, 2, 8, 8)
+    o, _ = state_evolution(*inputs, backend="fused_recurrent")
+    assert rel_err(o, state_evolution(*inputs, backend="naive")[0]) < 1e-12
+    rebuild.setattr(fused_cpu, "OPTIONAL_FLAGS", [["-fno-such-option-xyz"]])
+    rebuild.setenv("CXXFLAGS", "-DANOTHER_BUILD")  # a new cache key, so a new build, which fails
     fused_cpu.load_library.cache_clear()
-    try:
-        inputs = dplr_inputs(1, 30, 2, 8, 8)
-        o, _ = state_evolution(*inputs, backend="fused_recurrent")
-        assert rel_err(o, state_evolution(*inputs, backend="naive")[0]) < 1e-12
-        monkeypatch.setattr(fused_cpu, "OPTIONAL_FLAGS", [["-fno-such-option-xyz"]])
-        monkeypatch.setenv("CXXFLAGS", "-DANOTHER_BUILD")  # a new cache key, so a new build, which fails
-        fused_cpu.load_library.cache_clear()
-        ok, reason = fused_cpu.available()
-        assert not ok and "-fno-such-option-xyz" in reason
-    finally:
-        monkeypatch.undo()
-        fused_cpu.load_library.cache_clear()
+    ok, reason = fused_cpu.available()
+    assert not ok and "-fno-such-option-xyz" in reason
 
 
-def test_unwritable_cache_says_where(monkeypatch, tmp_path):
+def test_unwritable_cache_says_where(rebuild, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    monkeypatch.setenv("REPRO_KERNEL_CACHE", str(blocker / "cache"))  # a directory below a file cannot exist
-    fused_cpu.load_library.cache_clear()
-    try:
-        ok, reason = fused_cpu.available()
-        assert not ok and "REPRO_KERNEL_CACHE" in reason and str(blocker) in reason
-    finally:
-        monkeypatch.undo()
-        fused_cpu.load_library.cache_clear()
+    rebuild.setenv("REPRO_KERNEL_CACHE", str(blocker / "cache"))  # a directory below a file cannot exist
+    ok, reason = fused_cpu.available()
+    assert not ok and "REPRO_KERNEL_CACHE" in reason and str(blocker) in reason
 
 
 def test_cuda_tensors_are_refused():
