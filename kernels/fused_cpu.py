@@ -156,6 +156,11 @@ def _outputs(q, v, initial_state, output_final_state, dtype):
     return o, h0, state
 
 
+def _entry(name: str, dtype: torch.dtype):
+    """The kernel entry point `name` for fp32 or fp64 (csrc/ exports each as name_f32 and name_f64)."""
+    return getattr(load_library(), f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
+
+
 def _dtype(q: torch.Tensor) -> torch.dtype:
     dtype = compute_dtype(q.dtype)
     if q.device.type != "cpu":
@@ -169,8 +174,7 @@ def _chunk_forward(q, k, v, beta, initial_state, *, scale, output_final_state, c
     o, h0, state = _outputs(q, v, initial_state, output_final_state, dtype)
     batch, seq_len, heads, dk = q.shape
     if seq_len:
-        lib = load_library()
-        fn = lib.delta_rule_forward_f32 if dtype == torch.float32 else lib.delta_rule_forward_f64
+        fn = _entry("delta_rule_forward", dtype)
         chunk = max(1, min(chunk_size, seq_len))
         args = [_ptr(q), _strides(q), _ptr(k), _strides(k), _ptr(v), _strides(v), _ptr(beta), _strides(beta)]
         fn(batch, seq_len, heads, dk, v.shape[-1], chunk, *args, _ptr(o), _strides(o), _ptr(h0), _ptr(state), scale,
@@ -186,8 +190,7 @@ def _recurrent_forward(q, k, v, a, b, gk, beta, initial_state, *, scale, output_
     o, h0, state = _outputs(q, v, initial_state, output_final_state, dtype)
     batch, seq_len, heads, dk = q.shape
     if seq_len:
-        lib = load_library()
-        fn = lib.recurrent_forward_f32 if dtype == torch.float32 else lib.recurrent_forward_f64
+        fn = _entry("recurrent_forward", dtype)
         args = [item for x in (q, k, v, a, b, w, beta) for item in (_ptr(x), _strides(x))]
         fn(int(beta is not None), batch, seq_len, heads, dk, v.shape[-1], *args, _ptr(o), _strides(o), _ptr(h0),
            _ptr(state), scale, torch.get_num_threads())  # fmt: skip
@@ -214,8 +217,7 @@ def _recurrent_backward(q, k, v, a, b, w, grad_o, initial_state, grad_state, *, 
         if dh0 is not None:
             dh0.copy_(final) if final is not None else dh0.zero_()
         return (*grads, dh0)
-    lib = load_library()
-    fn = lib.recurrent_backward_f32 if dtype == torch.float32 else lib.recurrent_backward_f64
+    fn = _entry("recurrent_backward", dtype)
     pointers = [(ctypes.c_void_p * len(xs))(*map(_ptr, xs)) for xs in (inputs, grads)]
     strides = [(ctypes.c_int64 * (3 * len(xs)))(*(n for x in xs for n in x.stride()[:3])) for xs in (inputs, grads)]
     fn(batch, seq_len, heads, dk, dv, max(1, min(chunk_size, seq_len)), pointers[0], strides[0], pointers[1],
