@@ -1,4 +1,4 @@
-"""Re-implemented baselines of Tables 2-4, registered in `repro.registry` on import.
+"""Re-implemented baselines of Tables 2-4, registered in `layers.registry` on import.
 
 Each module keeps the official state-dict key names, so official checkpoints load with ``strict=True``.
 """

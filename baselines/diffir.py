@@ -1,8 +1,15 @@
 """DiffIR (Xia et al., ICCV'23): DIRformer restoration U-Net with IPR modulation, stage 1 and stage 2.
 
-Follows the official ``DiffIR-SRGAN/DiffIR/archs/S{1,2}_arch.py`` (SR; the tail upsampler follows ``scale``, so x2,
-x3 and x4 are supported) and ``DiffIR-inpainting/archs/S{1,2}_arch.py`` (4-channel input, no refinement, no tail, no
-global residual). Module names match the official ones, so official state dicts load with ``strict=True``.
+Follows the official ``DiffIR-SRGAN/DiffIR/archs/S{1,2}_arch.py`` (SR) and ``DiffIR-inpainting/archs/S{1,2}_arch.py``
+(4-channel input, no refinement, no tail, no global residual). Module names match the official ones, so official
+state dicts load with ``strict=True`` at x2 and x4 and for inpainting.
+
+Scales, as the official SR code builds them: x4 runs G at the LR size with a x4 tail. x2 pixel-unshuffles the LR
+input by 2 first (a 12-channel patch embedding; the U-Net runs at half the LR size, so inputs pad to a multiple of
+16) and keeps the x4 tail; the global residual is the nearest upscale of the LR input by 2. CPEN_S1 always sees the
+ground truth pixel-unshuffled to the size G runs at (by 4 at x2 and x4), beside the (unshuffled) LR input; CPEN_S2
+unshuffles the LR input by 2 at x2. DiffIR has no official x3: ours is an extension (3-channel input, a x3 tail,
+CPEN_S1 on cat[LQ, PixelUnshuffle_3(GT)]).
 
 Stage 1 (``DiffIRS1``): CPEN_S1 encodes [LQ, PixelUnshuffle(GT)] into the IPR z; G restores LQ under z; loss L1.
 Stage 2 (``DiffIRS2``): CPEN_S2 encodes LQ into the condition c, a T-step diffusion over z (``diffir_prior``)
@@ -15,35 +22,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.diffir_prior import CPEN, IPRDiffusion, MLPDenoiser
-from repro.registry import register_model
+from layers.norms import BiasFreeChannelNorm, ChannelLayerNorm
+from layers.padding import pad_reflect_to_multiple
+from layers.prior import CPEN, IPRDiffusion, MLPDenoiser
+from layers.registry import register_model
+from layers.upsample import pixel_shuffle_upsampler
 
 __all__ = ["DIRformer", "DiffIRS1", "DiffIRS2", "diffir", "diffir_inpaint", "diffir_inpaint_s1", "diffir_s1"]
 
-SIZE_MULTIPLE = 8  # three 2x downsamplings in the U-Net
+UNET_MULTIPLE = 8  # three 2x downsamplings in the U-Net
 
 
-class _BiasFreeNorm(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Restormer's BiasFree variant scales by the std but does not subtract the mean.
-        var = x.var(1, keepdim=True, unbiased=False)
-        return x * torch.rsqrt(var + 1e-5) * self.weight.view(1, -1, 1, 1)
+def lq_unshuffle(scale: int | None) -> int:
+    """PixelUnshuffle factor of the LR input before G (and CPEN_S2): 2 at x2, as the official x2 models; else 1."""
+    return 2 if scale == 2 else 1
 
 
-class _WithBiasNorm(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.bias = nn.Parameter(torch.zeros(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(1, keepdim=True)
-        var = x.var(1, keepdim=True, unbiased=False)
-        return (x - mu) * torch.rsqrt(var + 1e-5) * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+def size_multiple(scale: int | None) -> int:
+    """The input size multiple G needs at ``scale`` (None: inpainting)."""
+    return UNET_MULTIPLE * lq_unshuffle(scale)
 
 
 class LayerNorm(nn.Module):
@@ -53,7 +50,7 @@ class LayerNorm(nn.Module):
         super().__init__()
         if layernorm_type not in ("BiasFree", "WithBias"):
             raise ValueError(f"layernorm_type must be 'BiasFree' or 'WithBias', got {layernorm_type!r}")
-        self.body = _BiasFreeNorm(dim) if layernorm_type == "BiasFree" else _WithBiasNorm(dim)
+        self.body = BiasFreeChannelNorm(dim) if layernorm_type == "BiasFree" else ChannelLayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -149,19 +146,6 @@ class _PatchEmbed(nn.Module):
         return self.proj(x)
 
 
-def _upsampler(scale: int, n_feat: int) -> nn.Sequential:
-    """EDSR-style sub-pixel upsampler (official ``common.Upsampler``; convs with bias)."""
-    layers: list[nn.Module] = []
-    if scale in (2, 4):
-        for _ in range(scale // 2):
-            layers += [nn.Conv2d(n_feat, 4 * n_feat, 3, padding=1), nn.PixelShuffle(2)]
-    elif scale == 3:
-        layers += [nn.Conv2d(n_feat, 9 * n_feat, 3, padding=1), nn.PixelShuffle(3)]
-    else:
-        raise ValueError(f"DIRformer supports scale 2, 3 or 4, got {scale}")
-    return nn.Sequential(*layers)
-
-
 class DIRformer(nn.Module):
     """Restormer-style 4-level U-Net whose every block is modulated by the IPR z.
 
@@ -169,8 +153,9 @@ class DIRformer(nn.Module):
         in_channels: input channels (3 for SR, 4 = masked image + mask for inpainting).
         out_channels: output channels.
             Default: 3.
-        scale: SR factor (2, 3, 4): sub-pixel tail and nearest-upsampled global residual. None: inpainting head
-            (one conv3x3 2C->out, no residual).
+        scale: SR factor (2, 3, 4): sub-pixel tail and nearest-upsampled global residual; at x2 the input is
+            pixel-unshuffled by 2 first and the tail is the x4 one (official layout). None: inpainting head (one
+            conv3x3 2C->out, no residual).
             Default: 4.
         dim: level-1 width C; levels use C, 2C, 4C, 8C; decoder level 1 and refinement run at 2C.
         num_blocks: blocks per encoder level (the decoder mirrors levels 1-3).
@@ -190,13 +175,14 @@ class DIRformer(nn.Module):
         super().__init__()
         self.in_channels = in_channels
         self.scale = scale
+        self.unshuffle = lq_unshuffle(scale)
 
         def blocks(n: int, width: int, n_heads: int) -> _Blocks:
             return _Blocks(TransformerBlock(dim=width, num_heads=n_heads, ffn_expansion_factor=ffn_expansion_factor,
                                             bias=bias, layernorm_type=layernorm_type, ipr_dim=ipr_dim) for _ in range(n))
 
         c1, c2, c3, c4 = dim, 2 * dim, 4 * dim, 8 * dim
-        self.patch_embed = _PatchEmbed(in_channels=in_channels, dim=c1)
+        self.patch_embed = _PatchEmbed(in_channels=in_channels * self.unshuffle**2, dim=c1)
         self.encoder_level1 = blocks(num_blocks[0], c1, heads[0])
         self.down1_2 = _Resample(n_feat=c1, down=True)
         self.encoder_level2 = blocks(num_blocks[1], c2, heads[1])
@@ -217,12 +203,15 @@ class DIRformer(nn.Module):
         if scale is None:
             self.output = nn.Conv2d(c2, out_channels, 3, padding=1, bias=bias)
         else:
-            self.tail = nn.Sequential(_upsampler(scale, c2), nn.Conv2d(c2, out_channels, 3, padding=1))
+            self.tail = nn.Sequential(pixel_shuffle_upsampler(scale * self.unshuffle, c2),
+                                      nn.Conv2d(c2, out_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2] % SIZE_MULTIPLE or x.shape[-1] % SIZE_MULTIPLE:
-            raise ValueError(f"DIRformer needs H and W divisible by {SIZE_MULTIPLE}, got {tuple(x.shape[-2:])}")
-        e1 = self.encoder_level1(self.patch_embed(x), z)
+        multiple = size_multiple(self.scale)
+        if x.shape[-2] % multiple or x.shape[-1] % multiple:
+            raise ValueError(f"DIRformer needs H and W divisible by {multiple}, got {tuple(x.shape[-2:])}")
+        feat = F.pixel_unshuffle(x, self.unshuffle) if self.unshuffle > 1 else x
+        e1 = self.encoder_level1(self.patch_embed(feat), z)
         e2 = self.encoder_level2(self.down1_2(e1), z)
         e3 = self.encoder_level3(self.down2_3(e2), z)
         lat = self.latent(self.down3_4(e3), z)
@@ -232,14 +221,6 @@ class DIRformer(nn.Module):
         if self.scale is None:
             return self.output(d1)
         return self.tail(d1) + F.interpolate(x, scale_factor=self.scale, mode="nearest")
-
-
-def _pad(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
-    """Pad bottom/right by reflection (as the official pad_test); replicate where the image is too small to reflect."""
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 class _DiffIRBase(nn.Module):
@@ -261,15 +242,15 @@ class _DiffIRBase(nn.Module):
         if lq.ndim != 4 or lq.shape[1] != self.lq_channels:
             raise ValueError(f"DiffIR ({self.task}) expects lq of shape [B, {self.lq_channels}, H, W], got {tuple(lq.shape)}")
         h, w = lq.shape[-2:]
-        ph, pw = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
-        return _pad(lq, ph, pw), ph, pw
+        padded = pad_reflect_to_multiple(lq, size_multiple(self.G.scale))
+        return padded, padded.shape[-2] - h, padded.shape[-1] - w
 
     def _pad_gt(self, gt: torch.Tensor, lq: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
         want = (lq.shape[0], 3, self.scale * lq.shape[-2], self.scale * lq.shape[-1])
         if tuple(gt.shape) != want:
             raise ValueError(f"gt must have shape {want} for lq {tuple(lq.shape)} at scale {self.scale}, "
                              f"got {tuple(gt.shape)}")
-        return _pad(gt, ph * self.scale, pw * self.scale)
+        return pad_reflect_to_multiple(gt, size_multiple(self.G.scale) * self.scale)
 
     def _restore(self, lq_padded: torch.Tensor, z: torch.Tensor, h: int, w: int) -> torch.Tensor:
         return self.G(lq_padded, z)[..., : self.scale * h, : self.scale * w]
@@ -289,14 +270,16 @@ class DiffIRS1(_DiffIRBase):
                  layernorm_type: str = "BiasFree", n_encoder_res: int = 9) -> None:
         super().__init__(task=task, scale=scale, dim=dim, num_blocks=num_blocks, num_refinement_blocks=num_refinement_blocks,
                          heads=heads, ffn_expansion_factor=ffn_expansion_factor, bias=bias, layernorm_type=layernorm_type)
-        if task == "sr":  # cat[LQ, PixelUnshuffle_s(GT)]
-            self.E = CPEN(in_channels=3 + 3 * scale * scale, n_encoder_res=n_encoder_res)
+        if task == "sr":  # cat[PixelUnshuffle_u(LQ), PixelUnshuffle_{s*u}(GT)], both at the size G runs at
+            u = lq_unshuffle(scale)
+            self.E = CPEN(in_channels=3 * u * u + 3 * (scale * u) ** 2, n_encoder_res=n_encoder_res)
         else:  # PixelUnshuffle_4(cat[LQ, GT]) = cat[PU4(LQ), PU4(GT)]: 112 channels
             self.E = CPEN(in_channels=4 + 3, n_encoder_res=n_encoder_res, unshuffle=4)
 
     def _encode_padded(self, lq_p: torch.Tensor, gt_p: torch.Tensor) -> torch.Tensor:
         if self.task == "sr":
-            return self.E(torch.cat([lq_p, F.pixel_unshuffle(gt_p, self.scale)], 1))
+            u = lq_unshuffle(self.scale)
+            return self.E(torch.cat([F.pixel_unshuffle(lq_p, u), F.pixel_unshuffle(gt_p, self.scale * u)], 1))
         return self.E(torch.cat([lq_p, gt_p], 1))
 
     def encode_prior(self, lq: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -335,7 +318,7 @@ class DiffIRS2(_DiffIRBase):
         super().__init__(task=task, scale=scale, dim=dim, num_blocks=num_blocks, num_refinement_blocks=num_refinement_blocks,
                          heads=heads, ffn_expansion_factor=ffn_expansion_factor, bias=bias, layernorm_type=layernorm_type)
         if task == "sr":
-            self.condition = CPEN(in_channels=3, n_encoder_res=n_encoder_res)
+            self.condition = CPEN(in_channels=3, n_encoder_res=n_encoder_res, unshuffle=lq_unshuffle(scale))
         else:
             self.condition = CPEN(in_channels=4, n_encoder_res=n_encoder_res, unshuffle=4)
         self.denoise = MLPDenoiser(ipr_dim=self.condition.ipr_dim, n_denoise_res=n_denoise_res, timesteps=timesteps)
@@ -375,35 +358,34 @@ class DiffIRS2(_DiffIRBase):
         return loaded
 
 
-# options/train_DiffIRS{1,2}_x4.yml
-_SR_DEFAULTS = {"dim": 64, "num_blocks": (13, 1, 1, 1), "num_refinement_blocks": 13, "heads": (1, 2, 4, 8),
-                "ffn_expansion_factor": 2.2, "bias": False, "layernorm_type": "BiasFree", "n_encoder_res": 9}
+# options/train_DiffIRS{1,2}_x{2,4}.yml (the same network options at both scales)
+_SR_ARGS = {"dim": 64, "num_blocks": (13, 1, 1, 1), "num_refinement_blocks": 13, "heads": (1, 2, 4, 8),
+            "ffn_expansion_factor": 2.2, "bias": False, "layernorm_type": "BiasFree", "n_encoder_res": 9}
 # DiffIR-inpainting/configs/training/generator/DiffIRS2-place2.yaml
-_INPAINT_DEFAULTS = {"dim": 52, "num_blocks": (1, 1, 1, 9), "num_refinement_blocks": 0, "heads": (1, 2, 4, 8),
-                     "ffn_expansion_factor": 1.8, "bias": False, "layernorm_type": "WithBias", "n_encoder_res": 5}
+_INPAINT_ARGS = {"dim": 52, "num_blocks": (1, 1, 1, 9), "num_refinement_blocks": 0, "heads": (1, 2, 4, 8),
+                 "ffn_expansion_factor": 1.8, "bias": False, "layernorm_type": "WithBias", "n_encoder_res": 5}
+_SR_MULTIPLES = {s: size_multiple(s) for s in (2, 3, 4)}
 
 
-@register_model(name="diffir_s1", family="diffir", scales=(2, 3, 4), size_multiple=SIZE_MULTIPLE, stage=1, paper="DiffIR[11]")
+@register_model(family="diffir", scales=(2, 3, 4), size_multiple=_SR_MULTIPLES, stage=1, paper="DiffIR[11]")
 def diffir_s1(*, scale: int = 4, **overrides) -> DiffIRS1:
-    """DiffIR stage 1 for SR, official x4 config (options/train_DiffIRS1_x4.yml); keyword overrides go to DiffIRS1."""
-    return DiffIRS1(task="sr", scale=scale, **{**_SR_DEFAULTS, **overrides})
+    """DiffIR stage 1 for SR, official config (options/train_DiffIRS1_x4.yml); keyword overrides go to DiffIRS1."""
+    return DiffIRS1(task="sr", scale=scale, **{**_SR_ARGS, **overrides})
 
 
-@register_model(name="diffir", family="diffir", scales=(2, 3, 4), size_multiple=SIZE_MULTIPLE, stage=2, paper="DiffIR[11]")
-def diffir(*, scale: int = 4, timesteps: int = 4, **overrides) -> DiffIRS2:
-    """DiffIR stage 2 for SR, official x4 config (options/train_DiffIRS2_x4.yml, T=4)."""
-    return DiffIRS2(task="sr", scale=scale, timesteps=timesteps, **{**_SR_DEFAULTS, **overrides})
+@register_model(family="diffir", scales=(2, 3, 4), size_multiple=_SR_MULTIPLES, stage=2, paper="DiffIR[11]")
+def diffir(*, scale: int = 4, **overrides) -> DiffIRS2:
+    """DiffIR stage 2 for SR, official config (options/train_DiffIRS2_x4.yml, T=4)."""
+    return DiffIRS2(task="sr", scale=scale, **{**_SR_ARGS, "timesteps": 4, **overrides})
 
 
-@register_model(name="diffir_inpaint_s1", family="diffir", task="inpaint", scales=(1,), size_multiple=SIZE_MULTIPLE, stage=1,
-                paper="DiffIR[11]")
+@register_model(family="diffir", task="inpaint", size_multiple=UNET_MULTIPLE, stage=1, paper="DiffIR[11]")
 def diffir_inpaint_s1(**overrides) -> DiffIRS1:
     """DiffIR stage 1 for inpainting (Places2 config)."""
-    return DiffIRS1(task="inpaint", **{**_INPAINT_DEFAULTS, **overrides})
+    return DiffIRS1(task="inpaint", **{**_INPAINT_ARGS, **overrides})
 
 
-@register_model(name="diffir_inpaint", family="diffir", task="inpaint", scales=(1,), size_multiple=SIZE_MULTIPLE, stage=2,
-                paper="DiffIR[11]")
-def diffir_inpaint(*, timesteps: int = 4, **overrides) -> DiffIRS2:
+@register_model(family="diffir", task="inpaint", size_multiple=UNET_MULTIPLE, stage=2, paper="DiffIR[11]")
+def diffir_inpaint(**overrides) -> DiffIRS2:
     """DiffIR stage 2 for inpainting (Places2 config, T=4)."""
-    return DiffIRS2(task="inpaint", timesteps=timesteps, **{**_INPAINT_DEFAULTS, **overrides})
+    return DiffIRS2(task="inpaint", **{**_INPAINT_ARGS, "timesteps": 4, **overrides})

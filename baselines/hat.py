@@ -11,41 +11,26 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from timm.layers import DropPath
 from torch import nn
 
-from baselines._window_attention import (
-    RGB_MEAN,
-    DropPath,
-    Mlp,
-    TokenEmbed,
+from layers.channel_attention import CAB
+from layers.init import init_transformer_weights
+from layers.padding import pad_reflect_to_multiple
+from layers.registry import register_model
+from layers.sr_skeleton import SRSkeleton
+from layers.transformer import Mlp, TokenEmbed, tokens_to_image
+from layers.window_attention import (
     WindowAttention,
     attend_in_windows,
-    check_sr_input,
-    init_transformer_weights,
-    pixel_shuffle_upsampler,
     relative_position_index,
     shifted_window_mask,
-    tokens_to_image,
     window_partition,
     window_reverse,
 )
-from repro.registry import register_model
 
-
-def pad_like_hat_test(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad bottom and right up to a multiple of ``multiple``, as ``HATModel.test`` does (nothing if already one).
-
-    Reflection (edge pixel not repeated) needs the padding to be smaller than the side; tiny inputs are padded in
-    several reflect steps, and a side of one pixel is replicated.
-    """
-    for dim in (2, 3):
-        missing = -x.shape[dim] % multiple
-        while missing:
-            step = min(missing, x.shape[dim] - 1) if x.shape[dim] > 1 else missing
-            pad = (0, step, 0, 0) if dim == 3 else (0, 0, 0, step)
-            x = F.pad(x, pad, mode="reflect" if x.shape[dim] > 1 else "replicate")
-            missing -= step
-    return x
+# HATModel.test reflect-pads the input to a multiple of the window (nothing if already one).
+pad_like_hat_test = pad_reflect_to_multiple
 
 
 def overlapping_relative_position_index(window_size: int, overlap_size: int) -> torch.Tensor:
@@ -65,32 +50,6 @@ def overlapping_relative_position_index(window_size: int, overlap_size: int) -> 
     return dy * (window_size + overlap_size - 1) + dx
 
 
-class ChannelAttention(nn.Module):
-    """RCAN channel attention: x * sigmoid(conv1x1(ReLU(conv1x1(avgpool x))))."""
-
-    def __init__(self, *, dim: int, squeeze_factor: int) -> None:
-        super().__init__()
-        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, dim // squeeze_factor, 1),
-                                       nn.ReLU(inplace=True),
-                                       nn.Conv2d(dim // squeeze_factor, dim, 1), nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention(x)
-
-
-class CAB(nn.Module):
-    """Channel attention block: conv3x3 (dim -> dim / compress), GELU, conv3x3 back, channel attention."""
-
-    def __init__(self, *, dim: int, compress_ratio: int, squeeze_factor: int) -> None:
-        super().__init__()
-        self.cab = nn.Sequential(nn.Conv2d(dim, dim // compress_ratio, 3, 1, 1), nn.GELU(),
-                                 nn.Conv2d(dim // compress_ratio, dim, 3, 1, 1),
-                                 ChannelAttention(dim=dim, squeeze_factor=squeeze_factor))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.cab(x)
-
-
 class HAB(nn.Module):
     """Hybrid attention block: ``x + (S)W-MSA(LN x) + conv_scale * CAB(LN x)``, then ``x + MLP(LN x)``.
 
@@ -106,7 +65,7 @@ class HAB(nn.Module):
         self.conv_scale = conv_scale
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim=dim, window_size=window_size, num_heads=num_heads, register_index=False)
-        self.conv_block = CAB(dim=dim, compress_ratio=compress_ratio, squeeze_factor=squeeze_factor)
+        self.conv_block = CAB(dim=dim, compress=compress_ratio, squeeze=squeeze_factor)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim=dim, hidden=int(dim * mlp_ratio))
@@ -195,15 +154,15 @@ class RHAG(nn.Module):
         return self.conv(y).flatten(2).transpose(1, 2) + x
 
 
-class HAT(nn.Module):
+class HAT(SRSkeleton):
     """HAT for classical SR (pixel-shuffle reconstruction).
 
-    ``forward(lq)``: RGB in [0, 1], [B, 3, h, w] of any size -> [B, 3, s*h, s*w]. The input is reflect-padded to a
-    multiple of the window (`pad_like_hat_test`, the official ``HATModel.test``), the mean subtracted and the range
-    scaled by ``img_range``; the output is cropped back. Not clamped.
+    ``forward(lq)`` (``SRSkeleton``): RGB in [0, 1], [B, 3, h, w] of any size -> [B, 3, s*h, s*w], not clamped. The
+    input is reflect-padded to a multiple of the window (`pad_like_hat_test`, the official ``HATModel.test``); the
+    output is cropped back.
 
     Args:
-        scale: 2, 3 or 4.
+        scale: upscaling factor.
         img_size: training patch size; only matters if not larger than the window (the window then shrinks).
         embed_dim, depths, num_heads, window_size, mlp_ratio: the transformer body.
         compress_ratio, squeeze_factor, conv_scale: the CAB branch of every HAB.
@@ -221,16 +180,12 @@ class HAT(nn.Module):
         if embed_dim < max(compress_ratio, squeeze_factor):
             raise ValueError(f"embed_dim {embed_dim} is smaller than compress_ratio {compress_ratio} or squeeze_factor "
                              f"{squeeze_factor}: the CAB would have no channels")
-        self.scale = scale
         self.window_size = window_size
         self.shift = window_size // 2
-        self.img_range = img_range
-        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         overlap_size = window_size + int(overlap_ratio * window_size)
         self.register_buffer("relative_position_index_SA", relative_position_index(window_size))
         self.register_buffer("relative_position_index_OCA", overlapping_relative_position_index(window_size, overlap_size))
-
-        self.conv_first = nn.Conv2d(3, embed_dim, 3, 1, 1)
+        self.build_shallow(scale=scale, dim=embed_dim, img_range=img_range)
         self.patch_embed = TokenEmbed(dim=embed_dim)
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         starts = [sum(depths[:i]) for i in range(len(depths))]
@@ -240,12 +195,11 @@ class HAT(nn.Module):
                  overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, drop_path=rates[s:s + d])
             for d, nh, s in zip(depths, num_heads, starts))
         self.norm = nn.LayerNorm(embed_dim)
-        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
-        num_feat = 64
-        self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
-        self.upsample = pixel_shuffle_upsampler(scale, num_feat)
-        self.conv_last = nn.Conv2d(num_feat, 3, 3, 1, 1)
+        self.build_reconstruction(dim=embed_dim)
         self.apply(init_transformer_weights)
+
+    def pad_input(self, lq: torch.Tensor) -> torch.Tensor:
+        return pad_like_hat_test(lq, self.window_size)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -256,42 +210,20 @@ class HAT(nn.Module):
             tokens = layer(tokens, (h, w), self.relative_position_index_SA, self.relative_position_index_OCA, mask)
         return tokens_to_image(self.norm(tokens), h, w)
 
-    def forward(self, lq: torch.Tensor) -> torch.Tensor:
-        check_sr_input(lq, "HAT")
-        h, w = lq.shape[-2:]
-        x = (pad_like_hat_test(lq, self.window_size) - self.mean) * self.img_range
-        x = self.conv_first(x)
-        x = self.conv_after_body(self.forward_features(x)) + x
-        x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
-        x = x / self.img_range + self.mean
-        return x[..., : h * self.scale, : w * self.scale]
 
-
-def _build(*, scale: int, **config) -> HAT:
-    if scale not in (2, 3, 4):
-        raise ValueError(f"HAT is registered for scales 2, 3, 4, not {scale}")
-    return HAT(scale=scale, **config)
-
-
-@register_model(name="hat", family="hat", scales=(2, 3, 4), size_multiple=16, supports_bf16=True, paper="HAT[22]")
-def hat(*, scale: int = 4, img_size: int = 64, embed_dim: int = 180, depths: tuple[int, ...] = (6,) * 6,
-        num_heads: tuple[int, ...] = (6,) * 6, window_size: int = 16, compress_ratio: int = 3, squeeze_factor: int = 30,
-        conv_scale: float = 0.01, overlap_ratio: float = 0.5, mlp_ratio: float = 2.0, drop_path_rate: float = 0.1,
-        img_range: float = 1.0) -> HAT:
+@register_model(family="hat", scales=(2, 3, 4), size_multiple=16, paper="HAT[22]")
+def hat(*, scale: int = 4, **overrides) -> HAT:
     """HAT as in ``options/test/HAT_SRx{2,3,4}.yml`` (checkpoints ``HAT_SRx{s}.pth``)."""
-    return _build(scale=scale, img_size=img_size, embed_dim=embed_dim, depths=tuple(depths), num_heads=tuple(num_heads),
-                  window_size=window_size, compress_ratio=compress_ratio, squeeze_factor=squeeze_factor,
-                  conv_scale=conv_scale, overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
-                  img_range=img_range)
+    model_args = dict(img_size=64, embed_dim=180, depths=(6,) * 6, num_heads=(6,) * 6, window_size=16, compress_ratio=3,
+                      squeeze_factor=30, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, drop_path_rate=0.1,
+                      img_range=1.0)
+    return HAT(scale=scale, **{**model_args, **overrides})
 
 
-@register_model(name="hat_s", family="hat", scales=(2, 3, 4), size_multiple=16, supports_bf16=True)
-def hat_s(*, scale: int = 4, img_size: int = 64, embed_dim: int = 144, depths: tuple[int, ...] = (6,) * 6,
-          num_heads: tuple[int, ...] = (6,) * 6, window_size: int = 16, compress_ratio: int = 24, squeeze_factor: int = 24,
-          conv_scale: float = 0.01, overlap_ratio: float = 0.5, mlp_ratio: float = 2.0, drop_path_rate: float = 0.1,
-          img_range: float = 1.0) -> HAT:
+@register_model(family="hat", scales=(2, 3, 4), size_multiple=16)
+def hat_s(*, scale: int = 4, **overrides) -> HAT:
     """HAT-S as in ``options/test/HAT-S_SRx{2,3,4}.yml`` (checkpoints ``HAT-S_SRx{s}.pth``)."""
-    return _build(scale=scale, img_size=img_size, embed_dim=embed_dim, depths=tuple(depths), num_heads=tuple(num_heads),
-                  window_size=window_size, compress_ratio=compress_ratio, squeeze_factor=squeeze_factor,
-                  conv_scale=conv_scale, overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
-                  img_range=img_range)
+    model_args = dict(img_size=64, embed_dim=144, depths=(6,) * 6, num_heads=(6,) * 6, window_size=16, compress_ratio=24,
+                      squeeze_factor=24, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0, drop_path_rate=0.1,
+                      img_range=1.0)
+    return HAT(scale=scale, **{**model_args, **overrides})

@@ -2,8 +2,8 @@
 
 Re-implemented from the paper with the layer names of the official code (csguoh/MambaIR,
 ``basicsr/archs/mambair_arch.py``), so official checkpoints load with ``strict=True``. The selective scan runs in
-PyTorch (``baselines.selective_scan``) unless mamba_ssm is installed. The network handles any input size (the scan
-reads the whole feature map), so nothing is padded. Also the home of the SR skeleton pieces MambaIRv2 shares.
+PyTorch (``kernels.selective_scan``) unless mamba_ssm is installed. The network handles any input size (the scan
+reads the whole feature map), so nothing is padded. ``SSMParams`` (the S6 parameters) is shared with MambaIRv2.
 """
 
 from __future__ import annotations
@@ -12,42 +12,26 @@ import math
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath
 from torch import nn
 
-from baselines.selective_scan import selective_scan
-from repro.registry import register_model
+from kernels import selective_scan
+from layers.channel_attention import CAB, ChannelAttention
+from layers.init import init_transformer_weights
+from layers.registry import register_model
+from layers.sr_skeleton import SRSkeleton
+from layers.transformer import TokenEmbed
 
-RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
+class LightCAB(nn.Module):
+    """The lightweight models' CAB: 1x1 C->C/2, dw3x3, GELU, 1x1 ->C, dilated dw3x3, channel attention."""
 
-class ChannelAttention(nn.Module):
-    """Squeeze-and-excitation over channels (RCAN): x * sigmoid(W2 relu(W1 avgpool(x)))."""
-
-    def __init__(self, *, dim: int, squeeze: int) -> None:
+    def __init__(self, *, dim: int, squeeze: int = 30) -> None:
         super().__init__()
-        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, dim // squeeze, 1), nn.ReLU(inplace=True),
-                                       nn.Conv2d(dim // squeeze, dim, 1), nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention(x)
-
-
-class CAB(nn.Module):
-    """Channel-attention block. Classic: conv3x3 C->C/3, GELU, conv3x3 ->C, CA. Light: 1x1 C->C/2, dw3x3, GELU,
-    1x1 ->C, dilated dw3x3, CA (the light layout of the released lightweight checkpoints)."""
-
-    def __init__(self, *, dim: int, light: bool = False, squeeze: int = 30) -> None:
-        super().__init__()
-        if light:
-            c = dim // 2
-            self.cab = nn.Sequential(nn.Conv2d(dim, c, 1), nn.Conv2d(c, c, 3, padding=1, groups=c), nn.GELU(),
-                                     nn.Conv2d(c, dim, 1), nn.Conv2d(dim, dim, 3, padding=2, groups=dim, dilation=2),
-                                     ChannelAttention(dim=dim, squeeze=squeeze))
-        else:
-            c = dim // 3
-            self.cab = nn.Sequential(nn.Conv2d(dim, c, 3, padding=1), nn.GELU(), nn.Conv2d(c, dim, 3, padding=1),
-                                     ChannelAttention(dim=dim, squeeze=squeeze))
+        c = dim // 2
+        self.cab = nn.Sequential(nn.Conv2d(dim, c, 1), nn.Conv2d(c, c, 3, padding=1, groups=c), nn.GELU(),
+                                 nn.Conv2d(c, dim, 1), nn.Conv2d(dim, dim, 3, padding=2, groups=dim, dilation=2),
+                                 ChannelAttention(dim=dim, squeeze=squeeze))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.cab(x)
@@ -122,7 +106,7 @@ class VSSBlock(nn.Module):
         self.self_attention = SS2D(dim=dim, d_state=d_state, expand=expand)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.skip_scale = nn.Parameter(torch.ones(dim))
-        self.conv_blk = CAB(dim=dim, light=light)
+        self.conv_blk = LightCAB(dim=dim) if light else CAB(dim=dim, compress=3, squeeze=30)
         self.ln_2 = nn.LayerNorm(dim)
         self.skip_scale2 = nn.Parameter(torch.ones(dim))
 
@@ -157,71 +141,24 @@ class ResidualGroup(nn.Module):
         return self.conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) + x
 
 
-class PatchNorm(nn.Module):
-    """Holder that reproduces the official ``patch_embed.norm`` key (the LayerNorm after the stem)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-
-
-def make_upsampler(*, upsampler: str, scale: int, dim: int, num_feat: int = 64) -> dict[str, nn.Module]:
-    """Reconstruction modules by official name. ``pixelshuffle``: conv+LReLU, (conv, PixelShuffle)*, conv;
-    ``pixelshuffledirect``: one conv to 3*s^2 channels and PixelShuffle(s)."""
-    if upsampler == "pixelshuffledirect":
-        return {"upsample": nn.Sequential(nn.Conv2d(dim, 3 * scale**2, 3, padding=1), nn.PixelShuffle(scale))}
-    if upsampler != "pixelshuffle":
-        raise ValueError(f"unknown upsampler {upsampler!r}; expected 'pixelshuffle' or 'pixelshuffledirect'")
-    steps = [(4, 2)] * int(math.log2(scale)) if scale & (scale - 1) == 0 else [(9, 3)]
-    layers: list[nn.Module] = []
-    for mult, s in steps:
-        layers += [nn.Conv2d(num_feat, mult * num_feat, 3, padding=1), nn.PixelShuffle(s)]
-    return {"conv_before_upsample": nn.Sequential(nn.Conv2d(dim, num_feat, 3, padding=1), nn.LeakyReLU(inplace=True)),
-            "upsample": nn.Sequential(*layers), "conv_last": nn.Conv2d(num_feat, 3, 3, padding=1)}
-
-
-def init_weights(m: nn.Module) -> None:
-    """Official init: Linear weights trunc-normal(0.02) with zero bias; LayerNorm weight 1, bias 0."""
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-
-
-def check_sr_input(lq: torch.Tensor, name: str) -> None:
-    if lq.dim() != 4 or lq.shape[1] != 3:
-        raise ValueError(f"{name}: expected lq of shape [B, 3, h, w], got {tuple(lq.shape)}")
-
-
-def check_scale(scale: int, name: str) -> None:
-    if scale not in (2, 3, 4):
-        raise ValueError(f"{name}: unsupported scale {scale}; expected 2, 3 or 4")
-
-
-class MambaIR(nn.Module):
+class MambaIR(SRSkeleton):
     """MambaIR for SR: conv stem, LayerNorm, residual state-space groups, LayerNorm, conv, pixel-shuffle tail.
 
     Args:
-        scale: upscaling factor (2, 3 or 4).
-        embed_dim: feature width C. Default: ``180``.
-        depths: VSS blocks per residual group. Default: ``(6,) * 6``.
-        d_state: SSM state size N. Default: ``16``.
-        mlp_ratio: SS2D expansion d_inner / C. Default: ``2.0``.
+        scale: upscaling factor.
+        embed_dim: feature width C.
+        depths: VSS blocks per residual group.
+        d_state: SSM state size N.
+        mlp_ratio: SS2D expansion d_inner / C.
         upsampler: ``"pixelshuffle"`` (classic) or ``"pixelshuffledirect"`` (light, also selects the light CAB).
-        drop_path_rate: stochastic depth, linearly increasing over blocks. Default: ``0.1`` (official default).
+        drop_path_rate: stochastic depth, linearly increasing over blocks.
     """
 
-    def __init__(self, *, scale: int = 4, embed_dim: int = 180, depths: tuple[int, ...] = (6,) * 6, d_state: int = 16,
-                 mlp_ratio: float = 2.0, upsampler: str = "pixelshuffle", drop_path_rate: float = 0.1) -> None:
+    def __init__(self, *, scale: int, embed_dim: int, depths: tuple[int, ...], d_state: int, mlp_ratio: float,
+                 upsampler: str, drop_path_rate: float) -> None:
         super().__init__()
-        check_scale(scale, "MambaIR")
-        self.scale, self.upsampler = scale, upsampler
-        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.conv_first = nn.Conv2d(3, embed_dim, 3, padding=1)
-        self.patch_embed = PatchNorm(embed_dim)
+        self.build_shallow(scale=scale, dim=embed_dim)
+        self.patch_embed = TokenEmbed(dim=embed_dim)  # only its norm runs, on [b, h, w, C]
         n_blocks = sum(depths)
         dpr = [drop_path_rate * i / max(1, n_blocks - 1) for i in range(n_blocks)]  # linearly increasing, as linspace
         light = upsampler == "pixelshuffledirect"
@@ -229,36 +166,27 @@ class MambaIR(nn.Module):
             ResidualGroup(dim=embed_dim, depth=dep, d_state=d_state, expand=mlp_ratio, light=light,
                           drop_path=dpr[sum(depths[:i]):sum(depths[:i + 1])]) for i, dep in enumerate(depths))
         self.norm = nn.LayerNorm(embed_dim)
-        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
-        for name, module in make_upsampler(upsampler=upsampler, scale=scale, dim=embed_dim).items():
-            self.add_module(name, module)
-        self.apply(init_weights)
+        self.build_reconstruction(dim=embed_dim, upsampler=upsampler)
+        self.apply(init_transformer_weights)
 
-    def forward(self, lq: torch.Tensor) -> torch.Tensor:
-        check_sr_input(lq, "MambaIR")
-        x = self.conv_first(lq - self.mean)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         y = self.patch_embed.norm(x.permute(0, 2, 3, 1))
         for layer in self.layers:
             y = layer(y)
-        x = self.conv_after_body(self.norm(y).permute(0, 3, 1, 2)) + x
-        if self.upsampler == "pixelshuffle":
-            x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
-        else:
-            x = self.upsample(x)
-        return x + self.mean
+        return self.norm(y).permute(0, 3, 1, 2)
 
 
-@register_model(name="mambair", family="mambair", size_multiple=1, supports_bf16=True, paper="MambaIR[20]")
-def mambair(*, scale: int = 4, embed_dim: int = 180, depths: tuple[int, ...] = (6,) * 6, d_state: int = 16,
-            mlp_ratio: float = 2.0, drop_path_rate: float = 0.1) -> MambaIR:
+@register_model(family="mambair", paper="MambaIR[20]")
+def mambair(*, scale: int = 4, **overrides) -> MambaIR:
     """MambaIR classic SR (official x2/x3/x4 configuration: 20,569,575 parameters at x4)."""
-    return MambaIR(scale=scale, embed_dim=embed_dim, depths=depths, d_state=d_state, mlp_ratio=mlp_ratio,
-                   upsampler="pixelshuffle", drop_path_rate=drop_path_rate)
+    model_args = dict(embed_dim=180, depths=(6,) * 6, d_state=16, mlp_ratio=2.0, upsampler="pixelshuffle",
+                      drop_path_rate=0.1)
+    return MambaIR(scale=scale, **{**model_args, **overrides})
 
 
-@register_model(name="mambair_light", family="mambair", size_multiple=1, supports_bf16=True, paper="")
-def mambair_light(*, scale: int = 4, embed_dim: int = 60, depths: tuple[int, ...] = (6,) * 4, d_state: int = 10,
-                  mlp_ratio: float = 1.2, drop_path_rate: float = 0.1) -> MambaIR:
+@register_model(family="mambair")
+def mambair_light(*, scale: int = 4, **overrides) -> MambaIR:
     """MambaIR lightweight SR (official configuration: 924,492 parameters at x4)."""
-    return MambaIR(scale=scale, embed_dim=embed_dim, depths=depths, d_state=d_state, mlp_ratio=mlp_ratio,
-                   upsampler="pixelshuffledirect", drop_path_rate=drop_path_rate)
+    model_args = dict(embed_dim=60, depths=(6,) * 4, d_state=10, mlp_ratio=1.2, upsampler="pixelshuffledirect",
+                      drop_path_rate=0.1)
+    return MambaIR(scale=scale, **{**model_args, **overrides})

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import trunc_normal_
 from torch import nn
 
-from baselines.mambair import RGB_MEAN, PatchNorm, SSMParams, check_scale, check_sr_input, init_weights, make_upsampler
-from repro.registry import register_model
+from baselines.mambair import SSMParams
+from layers.init import init_transformer_weights
+from layers.padding import pad_symmetric
+from layers.registry import register_model
+from layers.sr_skeleton import SRSkeleton
+from layers.transformer import TokenEmbed
+from layers.window_attention import WindowAttention, attend_in_windows, relative_position_index, shifted_window_mask
 
 
 class DWConv(nn.Module):
@@ -77,57 +81,6 @@ class GatedMLP(nn.Module):
         return self.fc2(self.sg(self.act(self.fc1(x))))
 
 
-def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
-    """[b, h, w, c] -> [b * (h/ws) * (w/ws), ws*ws, c]."""
-    b, h, w, c = x.shape
-    return x.view(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
-
-
-def window_reverse(windows: torch.Tensor, ws: int, b: int, h: int, w: int) -> torch.Tensor:
-    return windows.view(b, h // ws, w // ws, ws, ws, -1).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, -1)
-
-
-def relative_position_index(ws: int) -> torch.Tensor:
-    """Swin's [ws², ws²] index into the (2ws-1)² relative-position-bias table."""
-    coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)
-    return rel[..., 0] * (2 * ws - 1) + rel[..., 1]
-
-
-def shifted_window_mask(h: int, w: int, ws: int) -> torch.Tensor:
-    """[nW, ws², ws²] additive mask (0 / -100) that keeps shifted windows from mixing regions that are not adjacent."""
-    region = torch.zeros(1, h, w, 1)
-    cuts = (slice(0, -ws), slice(-ws, -(ws // 2)), slice(-(ws // 2), None))
-    for i, (hs, wsl) in enumerate((a, b) for a in cuts for b in cuts):
-        region[:, hs, wsl] = i
-    r = window_partition(region, ws).squeeze(-1)
-    return (r[:, None, :] - r[:, :, None]).ne(0).float() * -100.0
-
-
-class WindowAttention(nn.Module):
-    """Multi-head self-attention inside ws x ws windows with a learned relative-position bias (qkv computed outside)."""
-
-    def __init__(self, *, dim: int, window_size: int, num_heads: int) -> None:
-        super().__init__()
-        self.num_heads, self.window_size = num_heads, window_size
-        self.scale = (dim // num_heads) ** -0.5
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
-        self.proj = nn.Linear(dim, dim)
-        trunc_normal_(self.relative_position_bias_table, std=0.02)
-
-    def forward(self, qkv: torch.Tensor, rpi: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        bw, n, c3 = qkv.shape
-        c = c3 // 3
-        q, k, v = qkv.view(bw, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        attn = (q * self.scale) @ k.transpose(-2, -1)
-        attn = attn + self.relative_position_bias_table[rpi.reshape(-1)].view(n, n, -1).permute(2, 0, 1)
-        if mask is not None:
-            nw = mask.shape[0]
-            attn = (attn.view(bw // nw, nw, self.num_heads, n, n) + mask[None, :, None]).view(bw, self.num_heads, n, n)
-        x = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(bw, n, c)
-        return self.proj(x)
-
-
 class SelectiveScan(SSMParams):
     """The ASSM's single-direction S6 over ``d_model`` channels (official name ``selectiveScan``)."""
 
@@ -181,7 +134,8 @@ class AttentiveLayer(nn.Module):
         self.scale1 = nn.Parameter(1e-4 * torch.ones(dim))
         self.scale2 = nn.Parameter(1e-4 * torch.ones(dim))
         self.wqkv = nn.Linear(dim, 3 * dim)
-        self.win_mhsa = WindowAttention(dim=dim, window_size=window_size, num_heads=num_heads)
+        self.win_mhsa = WindowAttention(dim=dim, window_size=window_size, num_heads=num_heads, register_index=False,
+                                        project_qkv=False)
         self.assm = ASSM(dim=dim, d_state=d_state, num_tokens=num_tokens, inner_rank=inner_rank, mlp_ratio=mlp_ratio)
         hidden = int(dim * mlp_ratio)
         if light:
@@ -194,15 +148,7 @@ class AttentiveLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, rpi: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [b, h, w, C] with h, w multiples of the window size."""
-        b, h, w, _ = x.shape
-        ws, s = self.window_size, self.shift_size
-        qkv = self.wqkv(self.norm1(x))
-        if s:
-            qkv = torch.roll(qkv, shifts=(-s, -s), dims=(1, 2))
-        attn = self.win_mhsa(window_partition(qkv, ws), rpi, mask if s else None)
-        attn = window_reverse(attn, ws, b, h, w)
-        if s:
-            attn = torch.roll(attn, shifts=(s, s), dims=(1, 2))
+        attn = attend_in_windows(self.wqkv(self.norm1(x)), self.win_mhsa, shift=self.shift_size, mask=mask, rpi=rpi)
         x_win = attn + x
         x_win = x_win + self.convffn1(self.norm2(x_win))
         x = x * self.scale1 + x_win
@@ -229,89 +175,70 @@ class ASSB(nn.Module):
 
 
 def mirror_pad(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Pad [B, C, h0, w0] at the bottom/right to h x w by appending flipped copies (the official flip-reflect padding,
-    repeated when the pad exceeds the image)."""
-    while x.shape[2] < h:
-        x = torch.cat([x, x.flip(2)], 2)
-    while x.shape[3] < w:
-        x = torch.cat([x, x.flip(3)], 3)
-    return x[:, :, :h, :w]
+    """Pad [B, C, h0, w0] at the bottom/right to h x w as the official test code does (``pad_symmetric``)."""
+    return pad_symmetric(x, h, w)
 
 
-class MambaIRv2(nn.Module):
+class MambaIRv2(SRSkeleton):
     """MambaIRv2 for SR. Pads the input to a multiple of the window size (flip-reflect) and crops the output.
 
     Args:
-        scale: upscaling factor (2, 3 or 4).
-        embed_dim: feature width C. Default: ``174``.
-        depths: attentive layers per group. Default: ``(6,) * 6``.
-        num_heads: attention heads per group. Default: ``(6,) * 6``.
-        d_state: SSM state size. Default: ``16``.
-        window_size: attention window (and padding multiple). Default: ``16``.
-        inner_rank: rank of the prompt factorisation embeddingB @ embeddingA. Default: ``64``.
-        num_tokens: number of prompts the router chooses from. Default: ``128``.
-        convffn_kernel_size: depthwise kernel of the ConvFFN. Default: ``5``.
-        mlp_ratio: FFN and ASSM expansion. Default: ``2.0``.
+        scale: upscaling factor.
+        embed_dim: feature width C.
+        depths: attentive layers per group.
+        num_heads: attention heads per group.
+        d_state: SSM state size.
+        window_size: attention window (and padding multiple).
+        inner_rank: rank of the prompt factorisation embeddingB @ embeddingA.
+        num_tokens: number of prompts the router chooses from.
+        convffn_kernel_size: depthwise kernel of the ConvFFN.
+        mlp_ratio: FFN and ASSM expansion.
         upsampler: ``"pixelshuffle"`` or ``"pixelshuffledirect"``.
-        light: gated-MLP feed-forward of MambaIRv2-light instead of the ConvFFN. Default: ``False``.
+        light: gated-MLP feed-forward of MambaIRv2-light instead of the ConvFFN.
     """
 
-    def __init__(self, *, scale: int = 4, embed_dim: int = 174, depths: tuple[int, ...] = (6,) * 6,
-                 num_heads: tuple[int, ...] = (6,) * 6, d_state: int = 16, window_size: int = 16, inner_rank: int = 64,
-                 num_tokens: int = 128, convffn_kernel_size: int = 5, mlp_ratio: float = 2.0,
-                 upsampler: str = "pixelshuffle", light: bool = False) -> None:
+    def __init__(self, *, scale: int, embed_dim: int, depths: tuple[int, ...], num_heads: tuple[int, ...], d_state: int,
+                 window_size: int, inner_rank: int, num_tokens: int, convffn_kernel_size: int, mlp_ratio: float,
+                 upsampler: str, light: bool) -> None:
         super().__init__()
-        check_scale(scale, "MambaIRv2")
         if len(num_heads) != len(depths):
             raise ValueError(f"MambaIRv2: num_heads {num_heads} and depths {depths} must have the same length")
-        self.scale, self.upsampler, self.window_size = scale, upsampler, window_size
-        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.conv_first = nn.Conv2d(3, embed_dim, 3, padding=1)
-        self.patch_embed = PatchNorm(embed_dim)
+        self.window_size = window_size
+        self.build_shallow(scale=scale, dim=embed_dim)
+        self.patch_embed = TokenEmbed(dim=embed_dim)  # only its norm runs, on [b, h, w, C]
         self.register_buffer("relative_position_index_SA", relative_position_index(window_size))
         self.layers = nn.ModuleList(
             ASSB(dim=embed_dim, depth=dep, d_state=d_state, num_heads=heads, window_size=window_size, inner_rank=inner_rank,
                  num_tokens=num_tokens, convffn_kernel_size=convffn_kernel_size, mlp_ratio=mlp_ratio, light=light)
             for dep, heads in zip(depths, num_heads))
         self.norm = nn.LayerNorm(embed_dim)
-        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
-        for name, module in make_upsampler(upsampler=upsampler, scale=scale, dim=embed_dim).items():
-            self.add_module(name, module)
-        self.apply(init_weights)
+        self.build_reconstruction(dim=embed_dim, upsampler=upsampler)
+        self.apply(init_transformer_weights)
 
-    def forward(self, lq: torch.Tensor) -> torch.Tensor:
-        check_sr_input(lq, "MambaIRv2")
-        h0, w0 = lq.shape[-2:]
+    def pad_input(self, lq: torch.Tensor) -> torch.Tensor:
         ws = self.window_size
-        h, w = -(-h0 // ws) * ws, -(-w0 // ws) * ws
-        x = self.conv_first(mirror_pad(lq, h, w) - self.mean)
-        mask = shifted_window_mask(h, w, ws).to(x)
+        return mirror_pad(lq, -(-lq.shape[-2] // ws) * ws, -(-lq.shape[-1] // ws) * ws)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        mask = shifted_window_mask(h, w, self.window_size, self.window_size // 2).to(x)
         y = self.patch_embed.norm(x.permute(0, 2, 3, 1))
         for layer in self.layers:
             y = layer(y, self.relative_position_index_SA, mask)
-        x = self.conv_after_body(self.norm(y).permute(0, 3, 1, 2)) + x
-        if self.upsampler == "pixelshuffle":
-            x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
-        else:
-            x = self.upsample(x)
-        return (x + self.mean)[..., :h0 * self.scale, :w0 * self.scale]
+        return self.norm(y).permute(0, 3, 1, 2)
 
 
-@register_model(name="mambairv2", family="mambairv2", size_multiple=16, supports_bf16=True, paper="MambaIRv2[1]")
-def mambairv2(*, scale: int = 4, embed_dim: int = 174, depths: tuple[int, ...] = (6,) * 6,
-              num_heads: tuple[int, ...] = (6,) * 6, d_state: int = 16, window_size: int = 16, inner_rank: int = 64,
-              num_tokens: int = 128, mlp_ratio: float = 2.0) -> MambaIRv2:
+@register_model(family="mambairv2", size_multiple=16, paper="MambaIRv2[1]")
+def mambairv2(*, scale: int = 4, **overrides) -> MambaIRv2:
     """MambaIRv2 classic SR, base size (official configuration: 23,050,713 parameters at x4)."""
-    return MambaIRv2(scale=scale, embed_dim=embed_dim, depths=depths, num_heads=num_heads, d_state=d_state,
-                     window_size=window_size, inner_rank=inner_rank, num_tokens=num_tokens, mlp_ratio=mlp_ratio,
-                     upsampler="pixelshuffle")
+    model_args = dict(embed_dim=174, depths=(6,) * 6, num_heads=(6,) * 6, d_state=16, window_size=16, inner_rank=64,
+                      num_tokens=128, convffn_kernel_size=5, mlp_ratio=2.0, upsampler="pixelshuffle", light=False)
+    return MambaIRv2(scale=scale, **{**model_args, **overrides})
 
 
-@register_model(name="mambairv2_light", family="mambairv2", size_multiple=16, supports_bf16=True)
-def mambairv2_light(*, scale: int = 4, embed_dim: int = 48, depths: tuple[int, ...] = (5,) * 4,
-                    num_heads: tuple[int, ...] = (4,) * 4, d_state: int = 8, window_size: int = 16, inner_rank: int = 32,
-                    num_tokens: int = 64, mlp_ratio: float = 1.0) -> MambaIRv2:
+@register_model(family="mambairv2", size_multiple=16)
+def mambairv2_light(*, scale: int = 4, **overrides) -> MambaIRv2:
     """MambaIRv2 lightweight SR (official configuration: 789,680 parameters at x4)."""
-    return MambaIRv2(scale=scale, embed_dim=embed_dim, depths=depths, num_heads=num_heads, d_state=d_state,
-                     window_size=window_size, inner_rank=inner_rank, num_tokens=num_tokens, mlp_ratio=mlp_ratio,
-                     upsampler="pixelshuffledirect", light=True)
+    model_args = dict(embed_dim=48, depths=(5,) * 4, num_heads=(4,) * 4, d_state=8, window_size=16, inner_rank=32,
+                      num_tokens=64, convffn_kernel_size=5, mlp_ratio=1.0, upsampler="pixelshuffledirect", light=True)
+    return MambaIRv2(scale=scale, **{**model_args, **overrides})

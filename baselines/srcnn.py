@@ -1,7 +1,7 @@
 """SRCNN 9-1-5 (Dong et al., TPAMI'16) and the Y-channel colour path shared with VDSR.
 
 Both networks restore the luma of the MATLAB-bicubic-upscaled image, as their papers do: the RGB LR input is upscaled
-(``repro.data.imresize``), converted to BT.601 YCbCr (MATLAB ``rgb2ycbcr``: Y in [16, 235] / 255), the network maps
+(``layers.imresize``), converted to BT.601 YCbCr (MATLAB ``rgb2ycbcr``: Y in [16, 235] / 255), the network maps
 Y to Y, and the result is recombined with the bicubic Cb/Cr and converted back to RGB.
 
 SRCNN padding: the paper trains with valid convolutions (33x33 in, 21x21 out). The authors' test code
@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repro.data.imresize import imresize
-from repro.registry import register_model
+from layers.checks import check_sr_input
+from layers.imresize import imresize
+from layers.registry import register_model
 
 __all__ = ["SRCNN", "YChannelSR", "rgb_to_ycbcr", "srcnn", "ycbcr_to_rgb"]
 
@@ -46,16 +47,13 @@ class YChannelSR(nn.Module):
 
     def __init__(self, *, scale: int) -> None:
         super().__init__()
-        if scale not in (2, 3, 4):
-            raise ValueError(f"scale must be 2, 3 or 4, got {scale}")
         self.scale = scale
 
     def restore_y(self, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
-        if lq.ndim != 4 or lq.shape[1] != 3:
-            raise ValueError(f"{type(self).__name__} expects RGB lq of shape [B, 3, h, w], got {tuple(lq.shape)}")
+        check_sr_input(lq, type(self).__name__)
         ycbcr = rgb_to_ycbcr(imresize(lq, self.scale))
         y = self.restore_y(ycbcr[:, :1])
         return ycbcr_to_rgb(torch.cat([y, ycbcr[:, 1:]], dim=1))
@@ -95,7 +93,7 @@ class SRCNN(YChannelSR):
 
 
 # supports_bf16=False: under bf16 autocast the bicubic and colour-conversion matmuls would run in bf16.
-@register_model(name="srcnn", family="srcnn", scales=(2, 3, 4), supports_bf16=False, paper="SRCNN[24]")
+@register_model(family="srcnn", tiling="exact", supports_bf16=False, paper="SRCNN[24]")
 def srcnn(*, scale: int = 4, n1: int = 64, n2: int = 32, f1: int = 9, f2: int = 1, f3: int = 5) -> SRCNN:
     """SRCNN 9-1-5 (8,129 parameters) on the bicubic-upscaled Y channel."""
     return SRCNN(scale=scale, n1=n1, n2=n2, f1=f1, f2=f2, f3=f3)

@@ -10,22 +10,15 @@ depends on ``img_size`` (the training patch size: 64 for the DF2K x4 classical a
 from __future__ import annotations
 
 import torch
+from timm.layers import DropPath
 from torch import nn
 
-from baselines._window_attention import (
-    RGB_MEAN,
-    DropPath,
-    Mlp,
-    TokenEmbed,
-    WindowAttention,
-    attend_in_windows,
-    check_sr_input,
-    init_transformer_weights,
-    pixel_shuffle_upsampler,
-    shifted_window_mask,
-    tokens_to_image,
-)
-from repro.registry import register_model
+from layers.init import init_transformer_weights
+from layers.padding import pad_symmetric
+from layers.registry import register_model
+from layers.sr_skeleton import SRSkeleton
+from layers.transformer import Mlp, TokenEmbed, tokens_to_image
+from layers.window_attention import WindowAttention, attend_in_windows, shifted_window_mask
 
 
 def pad_like_swinir_test(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -33,15 +26,10 @@ def pad_like_swinir_test(x: torch.Tensor, window_size: int) -> torch.Tensor:
 
     Each side grows to ``(n // window_size + 1) * window_size``, so a side that is already a multiple of the window
     still gains a full window (the official rule, kept because it changes the border pixels of the output). The
-    padding is the flipped image appended after the last row/column (symmetric, edge pixel repeated); inputs
-    smaller than the padding are extended by repeating the mirror.
+    padding is the flipped image appended after the last row/column (``pad_symmetric``).
     """
-    for dim in (2, 3):
-        target = (x.shape[dim] // window_size + 1) * window_size
-        while x.shape[dim] < target:
-            x = torch.cat([x, x.flip(dim)], dim)
-        x = x.narrow(dim, 0, target)
-    return x
+    h, w = x.shape[-2:]
+    return pad_symmetric(x, (h // window_size + 1) * window_size, (w // window_size + 1) * window_size)
 
 
 class SwinTransformerBlock(nn.Module):
@@ -114,37 +102,28 @@ class RSTB(nn.Module):
         return self.conv(y).flatten(2).transpose(1, 2) + x
 
 
-class SwinIR(nn.Module):
+class SwinIR(SRSkeleton):
     """SwinIR for classical (``upsampler="pixelshuffle"``) and lightweight (``"pixelshuffledirect"``) SR.
 
-    ``forward(lq)``: RGB in [0, 1], [B, 3, h, w] of any size -> [B, 3, s*h, s*w]. The input is mirror-padded as the
-    official test script does (`pad_like_swinir_test`), the mean subtracted and the range scaled by ``img_range``;
-    the output is cropped back. Not clamped.
+    ``forward(lq)`` (``SRSkeleton``): RGB in [0, 1], [B, 3, h, w] of any size -> [B, 3, s*h, s*w], not clamped. The
+    input is mirror-padded as the official test script does (`pad_like_swinir_test`); the output is cropped back.
 
     Args:
-        scale: 2, 3 or 4 (8 also works with ``pixelshuffle``).
+        scale: upscaling factor.
         img_size: training patch size; only sets the ``attn_mask`` buffers' shape (see module docstring).
         embed_dim, depths, num_heads, window_size, mlp_ratio: the transformer body.
         drop_path_rate: stochastic depth, rising linearly over all blocks from 0 to this value.
         img_range: multiplier applied after subtracting the mean (1.0 in all SR checkpoints).
-        upsampler: ``"pixelshuffle"`` (conv + LeakyReLU, pixel-shuffle stages, conv) or ``"pixelshuffledirect"``
-            (one conv to 3*s^2 channels + PixelShuffle(s)).
+        upsampler: ``"pixelshuffle"`` or ``"pixelshuffledirect"`` (see ``SRSkeleton.build_skeleton``).
     """
 
     def __init__(self, *, scale: int, img_size: int, embed_dim: int, depths: tuple[int, ...], num_heads: tuple[int, ...],
                  window_size: int, mlp_ratio: float, drop_path_rate: float, img_range: float, upsampler: str) -> None:
         super().__init__()
-        if upsampler not in ("pixelshuffle", "pixelshuffledirect"):
-            raise ValueError(f"upsampler must be 'pixelshuffle' or 'pixelshuffledirect', got {upsampler!r}")
         if len(depths) != len(num_heads):
             raise ValueError(f"depths {depths} and num_heads {num_heads} must have the same length")
-        self.scale = scale
         self.window_size = window_size
-        self.img_range = img_range
-        self.upsampler = upsampler
-        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
-
-        self.conv_first = nn.Conv2d(3, embed_dim, 3, 1, 1)
+        self.build_shallow(scale=scale, dim=embed_dim, img_range=img_range)
         self.patch_embed = TokenEmbed(dim=embed_dim)
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         starts = [sum(depths[:i]) for i in range(len(depths))]
@@ -153,14 +132,7 @@ class SwinIR(nn.Module):
                  mlp_ratio=mlp_ratio, drop_path=rates[s:s + d])
             for d, nh, s in zip(depths, num_heads, starts))
         self.norm = nn.LayerNorm(embed_dim)
-        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
-        if upsampler == "pixelshuffle":
-            num_feat = 64
-            self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
-            self.upsample = pixel_shuffle_upsampler(scale, num_feat)
-            self.conv_last = nn.Conv2d(num_feat, 3, 3, 1, 1)
-        else:
-            self.upsample = nn.Sequential(nn.Conv2d(embed_dim, 3 * scale ** 2, 3, 1, 1), nn.PixelShuffle(scale))
+        self.build_reconstruction(dim=embed_dim, upsampler=upsampler)
         self.apply(init_transformer_weights)
 
     def _shift_mask(self, h: int, w: int, device: torch.device) -> torch.Tensor | None:
@@ -168,6 +140,9 @@ class SwinIR(nn.Module):
         if block is None:
             return None
         return shifted_window_mask(h, w, block.window_size, block.shift).to(device)
+
+    def pad_input(self, lq: torch.Tensor) -> torch.Tensor:
+        return pad_like_swinir_test(lq, self.window_size)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -177,42 +152,18 @@ class SwinIR(nn.Module):
             tokens = layer(tokens, (h, w), mask)
         return tokens_to_image(self.norm(tokens), h, w)
 
-    def forward(self, lq: torch.Tensor) -> torch.Tensor:
-        check_sr_input(lq, "SwinIR")
-        h, w = lq.shape[-2:]
-        x = (pad_like_swinir_test(lq, self.window_size) - self.mean) * self.img_range
-        x = self.conv_first(x)
-        x = self.conv_after_body(self.forward_features(x)) + x
-        if self.upsampler == "pixelshuffle":
-            x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
-        else:
-            x = self.upsample(x)
-        x = x / self.img_range + self.mean
-        return x[..., : h * self.scale, : w * self.scale]
 
-
-def _check_scale(scale: int) -> None:
-    if scale not in (2, 3, 4):
-        raise ValueError(f"SwinIR is registered for scales 2, 3, 4, not {scale}")
-
-
-@register_model(name="swinir", family="swinir", scales=(2, 3, 4), size_multiple=8, supports_bf16=True, paper="SwinIR[21]")
-def swinir(*, scale: int = 4, img_size: int = 64, embed_dim: int = 180, depths: tuple[int, ...] = (6,) * 6,
-           num_heads: tuple[int, ...] = (6,) * 6, window_size: int = 8, mlp_ratio: float = 2.0,
-           drop_path_rate: float = 0.1, img_range: float = 1.0) -> SwinIR:
+@register_model(family="swinir", scales=(2, 3, 4), size_multiple=8, paper="SwinIR[21]")
+def swinir(*, scale: int = 4, **overrides) -> SwinIR:
     """Classical-SR SwinIR (``001_classicalSR_DF2K_s64w8_SwinIR-M_x{s}.pth``); ``img_size=48`` for the DIV2K ones."""
-    _check_scale(scale)
-    return SwinIR(scale=scale, img_size=img_size, embed_dim=embed_dim, depths=tuple(depths), num_heads=tuple(num_heads),
-                  window_size=window_size, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate, img_range=img_range,
-                  upsampler="pixelshuffle")
+    model_args = dict(img_size=64, embed_dim=180, depths=(6,) * 6, num_heads=(6,) * 6, window_size=8, mlp_ratio=2.0,
+                      drop_path_rate=0.1, img_range=1.0, upsampler="pixelshuffle")
+    return SwinIR(scale=scale, **{**model_args, **overrides})
 
 
-@register_model(name="swinir_light", family="swinir", scales=(2, 3, 4), size_multiple=8, supports_bf16=True)
-def swinir_light(*, scale: int = 4, img_size: int = 64, embed_dim: int = 60, depths: tuple[int, ...] = (6,) * 4,
-                 num_heads: tuple[int, ...] = (6,) * 4, window_size: int = 8, mlp_ratio: float = 2.0,
-                 drop_path_rate: float = 0.1, img_range: float = 1.0) -> SwinIR:
+@register_model(family="swinir", scales=(2, 3, 4), size_multiple=8)
+def swinir_light(*, scale: int = 4, **overrides) -> SwinIR:
     """Lightweight-SR SwinIR (``002_lightweightSR_DIV2K_s64w8_SwinIR-S_x{s}.pth``)."""
-    _check_scale(scale)
-    return SwinIR(scale=scale, img_size=img_size, embed_dim=embed_dim, depths=tuple(depths), num_heads=tuple(num_heads),
-                  window_size=window_size, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate, img_range=img_range,
-                  upsampler="pixelshuffledirect")
+    model_args = dict(img_size=64, embed_dim=60, depths=(6,) * 4, num_heads=(6,) * 4, window_size=8, mlp_ratio=2.0,
+                      drop_path_rate=0.1, img_range=1.0, upsampler="pixelshuffledirect")
+    return SwinIR(scale=scale, **{**model_args, **overrides})

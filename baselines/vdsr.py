@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from baselines.srcnn import YChannelSR
-from repro.registry import register_model
+from layers.registry import register_model
 
 __all__ = ["VDSR", "vdsr"]
 
@@ -57,7 +57,7 @@ class VDSR(YChannelSR):
 
 
 # supports_bf16=False: as SRCNN (the colour path's matmuls would run in bf16 under autocast).
-@register_model(name="vdsr", family="vdsr", scales=(2, 3, 4), supports_bf16=False, paper="VDSR[23]")
+@register_model(family="vdsr", tiling="exact", supports_bf16=False, paper="VDSR[23]")
 def vdsr(*, scale: int = 4, depth: int = 20, width: int = 64, bias: bool = True) -> VDSR:
     """VDSR, 20 layers x 64 channels (665,921 parameters with bias) on the bicubic-upscaled Y channel."""
     return VDSR(scale=scale, depth=depth, width=width, bias=bias)

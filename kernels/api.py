@@ -1,31 +1,74 @@
-"""Public entry points: argument checks, defaults and backend dispatch (one signature for every backend)."""
+"""Public entry points: argument checks, defaults and backend dispatch (one signature for every backend of an op).
+
+Every op has the same backend vocabulary: ``naive`` (the loop, the oracle), ``chunk`` (chunked PyTorch), the fused
+C++ CPU kernels, the GPU kernel of a library when installed (``fla`` Triton, mamba_ssm's ``cuda``), and ``auto``.
+``KERNELS`` is the one table that says which function runs an (op, backend) pair.
+"""
+
+import importlib
 
 import torch
 
-from kernels.naive import naive_delta_rule, naive_state_evolution
-
-BACKENDS = ("naive", "chunk", "fused_chunk", "fused_recurrent", "fla", "auto")
+BACKENDS = ("naive", "chunk", "fused_chunk", "fused_recurrent", "fla", "cuda", "auto")
 CPU_KERNELS = ("fused_chunk", "fused_recurrent")
+GPU_KERNELS = ("fla", "cuda")
+
+# (op, backend) -> "module:function". Modules are imported on first use, so CPU machines never import Triton.
+KERNELS = {
+    ("state_evolution", "naive"): "kernels.naive:naive_state_evolution",
+    ("state_evolution", "chunk"): "kernels.chunk:chunk_state_evolution",
+    ("state_evolution", "fused_recurrent"): "kernels.fused_cpu:fused_recurrent_state_evolution",
+    ("state_evolution", "fla"): "kernels.fla_backend:fla_state_evolution",
+    ("delta_rule", "naive"): "kernels.naive:naive_delta_rule",
+    ("delta_rule", "chunk"): "kernels.chunk:chunk_delta_rule",
+    ("delta_rule", "fused_chunk"): "kernels.fused_cpu:fused_chunk_delta_rule",
+    ("delta_rule", "fused_recurrent"): "kernels.fused_cpu:fused_recurrent_delta_rule",
+    ("delta_rule", "fla"): "kernels.fla_backend:fla_delta_rule",
+    ("selective_scan", "naive"): "kernels.selective_scan:naive_selective_scan",
+    ("selective_scan", "chunk"): "kernels.selective_scan:chunk_selective_scan",
+    ("selective_scan", "cuda"): "kernels.selective_scan:cuda_selective_scan",
+}
+
+
+def backends_of(op: str) -> tuple[str, ...]:
+    """The backends that implement ``op``, plus ``auto``."""
+    return tuple(b for (o, b) in KERNELS if o == op) + ("auto",)
+
+
+def _auto(op: str, device: torch.device) -> str:
+    """``auto``: the GPU library on CUDA (fla for the state evolution; mamba_ssm's op for the selective scan when
+    installed), on the CPU the fused recurrence where the C++ kernels build here (kernels/fused_cpu.py); else the
+    chunked PyTorch algorithm."""
+    if op == "selective_scan":
+        from kernels.selective_scan import cuda_available
+
+        return "cuda" if device.type == "cuda" and cuda_available() else "chunk"
+    if device.type == "cuda":
+        return "fla"
+    from kernels.fused_cpu import available
+
+    return "fused_recurrent" if available()[0] else "chunk"
 
 
 def resolve_backend(backend: str, device: torch.device, *, op: str = "state_evolution") -> str:
-    """`auto` is fla's Triton kernels on CUDA; on the CPU the fused recurrence where the C++ kernels build here
-    (kernels/fused_cpu.py), else the chunked PyTorch algorithm."""
+    """The backend that runs ``op`` for tensors on ``device``; a clear error where it cannot."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     if backend == "auto":
-        if device.type == "cuda":
-            return "fla"
-        from kernels.fused_cpu import available
-
-        return "fused_recurrent" if available()[0] else "chunk"
-    if backend == "fla" and device.type != "cuda":
-        raise ValueError(f"backend 'fla' runs fla's Triton kernels and needs CUDA tensors, got device {device}")
+        return _auto(op, device)
+    if backend not in backends_of(op):
+        raise ValueError(f"backend {backend!r} does not implement {op}; its backends are {backends_of(op)}")
+    if backend in GPU_KERNELS and device.type != "cuda":
+        raise ValueError(f"backend {backend!r} runs GPU kernels and needs CUDA tensors, got device {device}")
     if backend in CPU_KERNELS and device.type != "cpu":
         raise ValueError(f"backend {backend!r} is a C++ kernel for CPU tensors, got device {device}")
-    if backend == "fused_chunk" and op != "delta_rule":
-        raise ValueError("backend 'fused_chunk' implements the plain delta rule only; use 'fused_recurrent' or 'chunk'")
     return backend
+
+
+def kernel(op: str, backend: str):
+    """The function that runs ``op`` with a resolved ``backend`` (see ``KERNELS``)."""
+    module, name = KERNELS[op, backend].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _check_common(q, k, v, initial_state, chunk_size) -> None:
@@ -89,20 +132,9 @@ def state_evolution(
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     kwargs = {"scale": scale, "initial_state": initial_state, "output_final_state": output_final_state}
     backend = resolve_backend(backend, q.device)
-    if backend == "naive":
-        o, state = naive_state_evolution(q, k, v, a, b, gk, **kwargs)
-    elif backend == "fused_recurrent":
-        from kernels.fused_cpu import fused_recurrent_state_evolution
-
-        o, state = fused_recurrent_state_evolution(q, k, v, a, b, gk, chunk_size=chunk_size, **kwargs)
-    elif backend == "chunk":
-        from kernels.chunk import chunk_state_evolution
-
-        o, state = chunk_state_evolution(q, k, v, a, b, gk, chunk_size=chunk_size, **kwargs)
-    else:
-        from kernels.fla_backend import fla_state_evolution
-
-        o, state = fla_state_evolution(q, k, v, a, b, gk, chunk_size=chunk_size, **kwargs)
+    if backend != "naive":
+        kwargs["chunk_size"] = chunk_size
+    o, state = kernel("state_evolution", backend)(q, k, v, a, b, gk, **kwargs)
     return o.to(v.dtype), state
 
 
@@ -143,19 +175,50 @@ def delta_rule(
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     kwargs = {"scale": scale, "initial_state": initial_state, "output_final_state": output_final_state}
     backend = resolve_backend(backend, q.device, op="delta_rule")
-    if backend == "naive":
-        o, state = naive_delta_rule(q, k, v, beta, **kwargs)
-    elif backend in CPU_KERNELS:
-        from kernels import fused_cpu
-
-        fn = fused_cpu.fused_chunk_delta_rule if backend == "fused_chunk" else fused_cpu.fused_recurrent_delta_rule
-        o, state = fn(q, k, v, beta, chunk_size=chunk_size, **kwargs)
-    elif backend == "chunk":
-        from kernels.chunk import chunk_delta_rule
-
-        o, state = chunk_delta_rule(q, k, v, beta, chunk_size=chunk_size, **kwargs)
-    else:
-        from kernels.fla_backend import fla_delta_rule
-
-        o, state = fla_delta_rule(q, k, v, beta, chunk_size=chunk_size, **kwargs)
+    if backend != "naive":
+        kwargs["chunk_size"] = chunk_size
+    o, state = kernel("delta_rule", backend)(q, k, v, beta, **kwargs)
     return o.to(v.dtype), state
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    *,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Selective scan (Mamba's S6) with mamba_ssm's ``selective_scan_fn`` semantics (no z gate, no returned state).
+
+    Per channel d and state index n: `h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t`, `y_t = C_t h_t + D u_t`
+    (kernels/selective_scan.py has the math of the chunked form).
+
+    Args:
+        u:
+            Input `[b, d, L]`.
+        delta:
+            Time steps before bias / softplus `[b, d, L]`.
+        A:
+            State matrix (negative) `[d, n]`.
+        B, C:
+            Input and output projections `[b, g, n, L]` (or `[b, n, L]` for g = 1).
+        D:
+            Skip weight `[d]` or None.
+        delta_bias:
+            Added to delta before the softplus, `[d]` or None.
+        delta_softplus:
+            Apply softplus to delta + bias.
+        backend:
+            `naive` (the loop), `chunk` (chunked PyTorch), `cuda` (mamba_ssm, CUDA tensors) or `auto` (cuda where
+            installed and the tensors are on a GPU, else chunk). Default: `auto`.
+
+    Returns:
+        y `[b, d, L]` in u's dtype.
+    """
+    backend = resolve_backend(backend, u.device, op="selective_scan")
+    return kernel("selective_scan", backend)(u, delta, A, B, C, D, delta_bias=delta_bias, delta_softplus=delta_softplus)

@@ -5,9 +5,9 @@
 - Stage 2 (``diffrwkvir``): CPEN_s2 sees the LQ input only; a T-step diffusion over z, conditioned on CPEN_s2(lq),
   produces z; training runs all T steps and adds L1(z_s2, z_s1) for the frozen stage-1 IPR ``prior_s1``.
 
-CPEN, the MLP denoiser and the diffusion are DiffIR's (``baselines.diffir_prior``), as DESIGN.md section 4 reads
-the paper. CPEN inputs: SR x4 and x3 put the ground truth at the LR size with PixelUnshuffle(s) (x4 as DiffIR);
-x2 unshuffles the LR input by 2 and the ground truth by 4 (as DiffIR); inpainting unshuffles (lq, gt) by 4.
+CPEN, the MLP denoiser and the diffusion are DiffIR's (``layers.prior``), as docs/model.md reads the paper. CPEN
+inputs: SR x4 and x3 put the ground truth at the LR size with PixelUnshuffle(s) (x4 as DiffIR); x2 unshuffles the
+LR input by 2 and the ground truth by 4 (as DiffIR); inpainting unshuffles (lq, gt) by 4.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.diffir_prior import CPEN, IPRDiffusion, MLPDenoiser
-from models.inpaint_net import DiffRWKVIRUNet, pad_to_multiple
+from layers.padding import pad_reflect_to_multiple
+from layers.prior import CPEN, IPRDiffusion, MLPDenoiser
+from layers.registry import register_model
+from models.inpaint_net import DiffRWKVIRUNet
 from models.sr_net import DiffRWKVIRSR
-from repro.registry import register_model
 
 __all__ = ["DiffRWKVIRStage1", "DiffRWKVIRStage2", "PriorInputs"]
 
@@ -41,8 +42,8 @@ class PriorInputs:
 
     def stage2(self, lq: torch.Tensor) -> torch.Tensor:
         if self.task == "inpaint":
-            return pad_to_multiple(lq, 4)
-        return F.pixel_unshuffle(pad_to_multiple(lq, self.lq_factor), self.lq_factor)
+            return pad_reflect_to_multiple(lq, 4)
+        return F.pixel_unshuffle(pad_reflect_to_multiple(lq, self.lq_factor), self.lq_factor)
 
     def stage1(self, lq: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         out_scale = 1 if self.task == "inpaint" else self.scale
@@ -51,8 +52,8 @@ class PriorInputs:
             raise ValueError(f"gt must be [B, 3, {expected[0]}, {expected[1]}] for lq {tuple(lq.shape)}, "
                              f"got {tuple(gt.shape)}")
         if self.task == "inpaint":
-            return pad_to_multiple(torch.cat([lq, gt], dim=1), 4)
-        gt = pad_to_multiple(gt, self.lq_factor * self.scale)
+            return pad_reflect_to_multiple(torch.cat([lq, gt], dim=1), 4)
+        gt = pad_reflect_to_multiple(gt, self.lq_factor * self.scale)
         return torch.cat([self.stage2(lq), F.pixel_unshuffle(gt, self.gt_factor)], dim=1)
 
 
@@ -106,9 +107,8 @@ class DiffRWKVIRStage2(nn.Module):
         """The stage-2 IPR: from noise (inference) or from the noised ``prior_s1`` (training), all T steps."""
         return self.diffusion(self.prior_inputs.stage2(lq), prior_s1, generator=generator)
 
-    def forward(self, lq: torch.Tensor, gt: torch.Tensor | None = None, *,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Restore ``lq``; ``gt`` is ignored (the registry's common signature). Seeded by ``generator`` or torch's RNG."""
+    def forward(self, lq: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Restore ``lq``: T reverse steps from noise, then the network. Seeded by ``generator`` or torch's RNG."""
         return self.net(lq, self.predict_prior(lq, generator=generator))
 
     def compute_losses(self, lq: torch.Tensor, gt: torch.Tensor, *, prior_s1: torch.Tensor,
@@ -128,13 +128,57 @@ class DiffRWKVIRStage2(nn.Module):
         return self.net.load_state_dict(net_state, strict=True)
 
 
-def _sr_net(scale: int, width: int, n_groups: int, depth: int, head_size: int, ipr_dim: int, switches: dict) -> DiffRWKVIRSR:
-    return DiffRWKVIRSR(scale=scale, width=width, n_groups=n_groups, depth=depth, head_size=head_size, prior_dim=ipr_dim,
-                        **switches)
+def sr_model(*, stage: int, scale: int, width: int, n_groups: int, depth: int, head_size: int, n_feats: int,
+             n_encoder_res: int, timesteps: int | None = None, **switches) -> DiffRWKVIRStage1 | DiffRWKVIRStage2:
+    """The SR model of ``stage``: ``DiffRWKVIRSR`` with CPEN_s1 (stage 1) or with the T-step IPR diffusion (stage 2).
+
+    Args:
+        stage: 1 or 2.
+        scale: upscaling factor.
+        width, n_groups, depth, head_size: the SR network (``DiffRWKVIRSR``).
+        n_feats, n_encoder_res: CPEN width (the IPR has ``4 * n_feats`` entries) and residual blocks.
+        timesteps: T of the stage-2 diffusion (stage 2 only).
+        switches: the Table 5 switches and kernel settings of ``DiffRWKVIRSR`` (shift, mixer, ffn, scan, backend,
+            chunk_size).
+    """
+    inputs = PriorInputs(task="sr", scale=scale)
+    if stage == 1:
+        if timesteps is not None:
+            raise ValueError("timesteps belongs to the stage-2 model; stage 1 has no diffusion")
+        cpen = CPEN(in_channels=inputs.s1_channels, n_feats=n_feats, n_encoder_res=n_encoder_res)
+        net = DiffRWKVIRSR(scale=scale, width=width, n_groups=n_groups, depth=depth, head_size=head_size,
+                           prior_dim=cpen.ipr_dim, **switches)
+        return DiffRWKVIRStage1(net=net, cpen=cpen, task="sr", scale=scale)
+    diffusion = _diffusion(in_channels=inputs.s2_channels, n_feats=n_feats, n_encoder_res=n_encoder_res, unshuffle=1,
+                           timesteps=timesteps)
+    net = DiffRWKVIRSR(scale=scale, width=width, n_groups=n_groups, depth=depth, head_size=head_size,
+                       prior_dim=diffusion.ipr_dim, **switches)
+    return DiffRWKVIRStage2(net=net, diffusion=diffusion, task="sr", scale=scale)
 
 
-def _switches(shift: str, mixer: str, ffn: str, scan: str, backend: str, chunk_size: int) -> dict:
-    return {"shift": shift, "mixer": mixer, "ffn": ffn, "scan": scan, "backend": backend, "chunk_size": chunk_size}
+def inpaint_model(*, stage: int, width: int, num_blocks: tuple[int, ...], head_size: int, n_feats: int,
+                  n_encoder_res: int, timesteps: int | None = None, **switches) -> DiffRWKVIRStage1 | DiffRWKVIRStage2:
+    """The inpainting model of ``stage``: the DSEB U-Net (``DiffRWKVIRUNet``) with CPEN_s1 or the IPR diffusion.
+
+    Args:
+        stage: 1 or 2.
+        width, num_blocks, head_size: the U-Net (``DiffRWKVIRUNet``).
+        n_feats, n_encoder_res, timesteps, switches: as ``sr_model``.
+    """
+    inputs = PriorInputs(task="inpaint", scale=1)
+    if stage == 1:
+        if timesteps is not None:
+            raise ValueError("timesteps belongs to the stage-2 model; stage 1 has no diffusion")
+        cpen = CPEN(in_channels=inputs.s1_channels, n_feats=n_feats, n_encoder_res=n_encoder_res,
+                    unshuffle=inputs.unshuffle)
+        net = DiffRWKVIRUNet(width=width, num_blocks=tuple(num_blocks), head_size=head_size, prior_dim=cpen.ipr_dim,
+                             **switches)
+        return DiffRWKVIRStage1(net=net, cpen=cpen, task="inpaint", scale=1)
+    diffusion = _diffusion(in_channels=inputs.s2_channels, n_feats=n_feats, n_encoder_res=n_encoder_res,
+                           unshuffle=inputs.unshuffle, timesteps=timesteps)
+    net = DiffRWKVIRUNet(width=width, num_blocks=tuple(num_blocks), head_size=head_size, prior_dim=diffusion.ipr_dim,
+                         **switches)
+    return DiffRWKVIRStage2(net=net, diffusion=diffusion, task="inpaint", scale=1)
 
 
 def _diffusion(*, in_channels: int, n_feats: int, n_encoder_res: int, unshuffle: int, timesteps: int) -> IPRDiffusion:
@@ -143,58 +187,32 @@ def _diffusion(*, in_channels: int, n_feats: int, n_encoder_res: int, unshuffle:
     return IPRDiffusion(denoise=denoise, condition=cpen, timesteps=timesteps)
 
 
-@register_model(name="diffrwkvir_s1", family="diffrwkvir", task="sr", scales=(2, 3, 4), stage=1, paper="Ours (stage 1)")
-def diffrwkvir_s1(*, scale: int = 4, width: int = 128, n_groups: int = 4, depth: int = 6, head_size: int = 32,
-                  n_feats: int = 64, n_encoder_res: int = 9, shift: str = "omni", mixer: str = "ttt", ffn: str = "cab",
-                  scan: str = "2d", backend: str = "auto", chunk_size: int = 64) -> DiffRWKVIRStage1:
+# The paper's settings (Section 4.1: 4 groups x 6 DSEBs); the Table 5 switches at the paper's choices.
+_SWITCHES = dict(shift="omni", mixer="ttt", ffn="cab", scan="2d", backend="auto", chunk_size=64)
+_SR_ARGS = dict(width=128, n_groups=4, depth=6, head_size=32, n_feats=64, n_encoder_res=9, **_SWITCHES)
+# DiffIR's inpainting U-Net layout (DiffIRS2-place2.yaml) with DSEBs for its blocks.
+_INPAINT_ARGS = dict(width=48, num_blocks=(1, 1, 1, 9), head_size=48, n_feats=64, n_encoder_res=5, **_SWITCHES)
+
+
+@register_model(family="diffrwkvir", stage=1, paper="Ours (stage 1)")
+def diffrwkvir_s1(*, scale: int = 4, **overrides) -> DiffRWKVIRStage1:
     """Stage-1 SR model: the SR network with CPEN_s1 (paper profile: 4 groups x 6 DSEBs, width 128)."""
-    inputs = PriorInputs(task="sr", scale=scale)
-    cpen = CPEN(in_channels=inputs.s1_channels, n_feats=n_feats, n_encoder_res=n_encoder_res)
-    switches = _switches(shift, mixer, ffn, scan, backend, chunk_size)
-    net = _sr_net(scale, width, n_groups, depth, head_size, cpen.ipr_dim, switches)
-    return DiffRWKVIRStage1(net=net, cpen=cpen, task="sr", scale=scale)
+    return sr_model(stage=1, scale=scale, **{**_SR_ARGS, **overrides})
 
 
-@register_model(name="diffrwkvir", family="diffrwkvir", task="sr", scales=(2, 3, 4), stage=2, paper="Ours")
-def diffrwkvir(*, scale: int = 4, width: int = 128, n_groups: int = 4, depth: int = 6, head_size: int = 32,
-               timesteps: int = 5, n_feats: int = 64, n_encoder_res: int = 9, shift: str = "omni", mixer: str = "ttt",
-               ffn: str = "cab", scan: str = "2d", backend: str = "auto", chunk_size: int = 64) -> DiffRWKVIRStage2:
-    """Stage-2 SR model (the paper's DiffRWKVIR; x4 has 10.6 M parameters against the paper's 11.04 M)."""
-    inputs = PriorInputs(task="sr", scale=scale)
-    diffusion = _diffusion(in_channels=inputs.s2_channels, n_feats=n_feats, n_encoder_res=n_encoder_res, unshuffle=1,
-                           timesteps=timesteps)
-    net = _sr_net(scale, width, n_groups, depth, head_size, diffusion.ipr_dim,
-                  _switches(shift, mixer, ffn, scan, backend, chunk_size))
-    return DiffRWKVIRStage2(net=net, diffusion=diffusion, task="sr", scale=scale)
+@register_model(family="diffrwkvir", stage=2, paper="Ours")
+def diffrwkvir(*, scale: int = 4, **overrides) -> DiffRWKVIRStage2:
+    """Stage-2 SR model (the paper's DiffRWKVIR, T = 5; x4 has 10.6 M parameters against the paper's 11.04 M)."""
+    return sr_model(stage=2, scale=scale, **{**_SR_ARGS, "timesteps": 5, **overrides})
 
 
-def _inpaint_net(width: int, num_blocks: tuple[int, ...], head_size: int, ipr_dim: int, switches: dict) -> DiffRWKVIRUNet:
-    return DiffRWKVIRUNet(width=width, num_blocks=tuple(num_blocks), head_size=head_size, prior_dim=ipr_dim, **switches)
-
-
-@register_model(name="diffrwkvir_inpaint_s1", family="diffrwkvir", task="inpaint", scales=(1,), size_multiple=8, stage=1,
-                paper="DiffRWKVIR(Ours) (stage 1)")
-def diffrwkvir_inpaint_s1(*, width: int = 48, num_blocks: tuple[int, int, int, int] = (1, 1, 1, 9), head_size: int = 48,
-                          n_feats: int = 64, n_encoder_res: int = 5, shift: str = "omni", mixer: str = "ttt",
-                          ffn: str = "cab", scan: str = "2d", backend: str = "auto",
-                          chunk_size: int = 64) -> DiffRWKVIRStage1:
+@register_model(family="diffrwkvir", task="inpaint", size_multiple=8, stage=1, paper="DiffRWKVIR(Ours) (stage 1)")
+def diffrwkvir_inpaint_s1(**overrides) -> DiffRWKVIRStage1:
     """Stage-1 inpainting model: the DSEB U-Net with CPEN_s1 over (masked image, mask, gt)."""
-    inputs = PriorInputs(task="inpaint", scale=1)
-    cpen = CPEN(in_channels=inputs.s1_channels, n_feats=n_feats, n_encoder_res=n_encoder_res, unshuffle=inputs.unshuffle)
-    net = _inpaint_net(width, num_blocks, head_size, cpen.ipr_dim, _switches(shift, mixer, ffn, scan, backend, chunk_size))
-    return DiffRWKVIRStage1(net=net, cpen=cpen, task="inpaint", scale=1)
+    return inpaint_model(stage=1, **{**_INPAINT_ARGS, **overrides})
 
 
-@register_model(name="diffrwkvir_inpaint", family="diffrwkvir", task="inpaint", scales=(1,), size_multiple=8, stage=2,
-                paper="DiffRWKVIR(Ours)")
-def diffrwkvir_inpaint(*, width: int = 48, num_blocks: tuple[int, int, int, int] = (1, 1, 1, 9), head_size: int = 48,
-                       timesteps: int = 5, n_feats: int = 64, n_encoder_res: int = 5, shift: str = "omni",
-                       mixer: str = "ttt", ffn: str = "cab", scan: str = "2d", backend: str = "auto",
-                       chunk_size: int = 64) -> DiffRWKVIRStage2:
-    """Stage-2 inpainting model (Table 2's DiffRWKVIR)."""
-    inputs = PriorInputs(task="inpaint", scale=1)
-    diffusion = _diffusion(in_channels=inputs.s2_channels, n_feats=n_feats, n_encoder_res=n_encoder_res,
-                           unshuffle=inputs.unshuffle, timesteps=timesteps)
-    switches = _switches(shift, mixer, ffn, scan, backend, chunk_size)
-    net = _inpaint_net(width, num_blocks, head_size, diffusion.ipr_dim, switches)
-    return DiffRWKVIRStage2(net=net, diffusion=diffusion, task="inpaint", scale=1)
+@register_model(family="diffrwkvir", task="inpaint", size_multiple=8, stage=2, paper="DiffRWKVIR(Ours)")
+def diffrwkvir_inpaint(**overrides) -> DiffRWKVIRStage2:
+    """Stage-2 inpainting model (Table 2's DiffRWKVIR, T = 5)."""
+    return inpaint_model(stage=2, **{**_INPAINT_ARGS, "timesteps": 5, **overrides})

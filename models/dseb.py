@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from layers.norms import ChannelLayerNorm
 from models.ffn import FFNS, build_ffn
 from models.mixers import MIXERS, build_mixer
 from models.seb import SCANS
 from models.shifts import SHIFTS
 
-__all__ = ["DSEB", "ChannelLayerNorm", "PriorModulation", "check_variant"]
+__all__ = ["DSEB", "PriorModulation", "check_variant"]
 
 
 def check_variant(*, shift: str, mixer: str, ffn: str, scan: str) -> None:
@@ -20,13 +20,6 @@ def check_variant(*, shift: str, mixer: str, ffn: str, scan: str) -> None:
     for name, value, allowed in switches:
         if value not in allowed:
             raise ValueError(f"unknown {name} {value!r}; expected one of {allowed}")
-
-
-class ChannelLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channels of every pixel of a map [B, C, H, W]."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
 
 
 class PriorModulation(nn.Module):

@@ -1,4 +1,5 @@
-"""Feed-forward parts of the DSEB on feature maps [B, C, H, W]: CAB (eq. 11, ours) and the MLP variants of Table 5.
+"""Feed-forward parts of the DSEB on feature maps [B, C, H, W]: CAB (eq. 11, ``layers.channel_attention``) and the MLP
+variants of Table 5.
 
 The default widths give every variant about 6 C^2 weights, so the ablation compares designs, not sizes.
 """
@@ -9,51 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CAB", "FFNS", "MLP", "ChannelAttention", "GatedMLP", "build_ffn"]
+from layers.channel_attention import CAB
+
+__all__ = ["FFNS", "MLP", "GatedMLP", "build_ffn"]
 
 FFNS = ("cab", "mlp_relu", "mlp_gelu", "gated_mlp")
-
-
-class ChannelAttention(nn.Module):
-    """``F * sigmoid(W2 ReLU(W1 GAP(F)))`` (eq. 11).
-
-    Args:
-        dim: channels.
-        squeeze: reduction of the bottleneck (at least 4 channels are kept).
-            Default: 30.
-    """
-
-    def __init__(self, *, dim: int, squeeze: int = 30) -> None:
-        super().__init__()
-        hidden = max(4, dim // squeeze)
-        self.squeeze = nn.Conv2d(dim, hidden, 1)
-        self.excite = nn.Conv2d(hidden, dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        attn = self.excite(F.relu(self.squeeze(x.mean(dim=(2, 3), keepdim=True))))
-        return x * torch.sigmoid(attn)
-
-
-class CAB(nn.Module):
-    """Channel attention block (HAT's CAB): conv3x3 C -> C/r, GELU, conv3x3 -> C, channel attention.
-
-    Args:
-        dim: channels.
-        compress: channel reduction r of the inner convolution.
-            Default: 3.
-        squeeze: reduction of the channel attention bottleneck.
-            Default: 30.
-    """
-
-    def __init__(self, *, dim: int, compress: int = 3, squeeze: int = 30) -> None:
-        super().__init__()
-        hidden = max(1, dim // compress)
-        self.conv1 = nn.Conv2d(dim, hidden, 3, padding=1)
-        self.conv2 = nn.Conv2d(hidden, dim, 3, padding=1)
-        self.attention = ChannelAttention(dim=dim, squeeze=squeeze)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attention(self.conv2(F.gelu(self.conv1(x))))
 
 
 class MLP(nn.Module):
@@ -102,7 +63,8 @@ class GatedMLP(nn.Module):
 def build_ffn(kind: str, *, dim: int) -> nn.Module:
     """The feed-forward part named ``kind`` (one of ``FFNS``)."""
     if kind == "cab":
-        return CAB(dim=dim)
+        # HAT's CAB (compress 3, squeeze 30); the attention bottleneck keeps 4 channels at small CPU widths.
+        return CAB(dim=dim, compress=3, squeeze=30, min_hidden=4)
     if kind in ("mlp_relu", "mlp_gelu"):
         return MLP(dim=dim, act=kind.removeprefix("mlp_"))
     if kind == "gated_mlp":

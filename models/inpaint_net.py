@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from layers.checks import check_image_batch
+from layers.padding import pad_reflect_to_multiple
 from models.dseb import DSEB, check_variant
 
-__all__ = ["DiffRWKVIRUNet", "pad_to_multiple"]
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad the bottom and right of [B, C, H, W] to multiples of ``multiple`` (reflect, replicate for tiny maps)."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
+__all__ = ["DiffRWKVIRUNet"]
 
 
 class DiffRWKVIRUNet(nn.Module):
@@ -78,10 +69,9 @@ class DiffRWKVIRUNet(nn.Module):
         return x
 
     def forward(self, lq: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        if lq.ndim != 4 or lq.shape[1] != 4:
-            raise ValueError(f"expected cat(masked image, mask) [B, 4, H, W], got {tuple(lq.shape)}")
+        check_image_batch(lq, channels=4, name="DiffRWKVIRUNet", what="cat(masked image, mask)")
         h, w = lq.shape[-2:]
-        x = self.conv_first(pad_to_multiple(lq, self.size_multiple))
+        x = self.conv_first(pad_reflect_to_multiple(lq, self.size_multiple))
         skips = []
         for level in range(3):
             x = self._run(self.encoders[level], x, z)

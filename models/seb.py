@@ -16,12 +16,17 @@ from torch import nn
 from kernels import SCAN_DIRECTIONS, scan2d
 from models.shifts import build_shift
 
-__all__ = ["SCANS", "SEB", "LoRA"]
+__all__ = ["SCANS", "SEB", "LoRA", "lerp"]
 
 SCANS = tuple(SCAN_DIRECTIONS)
 _MIX_NAMES = ("r", "w", "k", "v", "eta", "g")
 # RWKV-7's lerp init exponents per mix (larger: more of the shifted input in the low channels).
 _MIX_POWERS = (0.2, 0.9, 0.7, 0.7, 0.9, 0.2)
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """LeRP of eq. 10: ``a + (b - a) * mu``, the learned per-channel interpolation between a token and its shift."""
+    return a + (b - a) * mu
 
 
 def lora_rank(dim: int, factor: float) -> int:
@@ -30,7 +35,8 @@ def lora_rank(dim: int, factor: float) -> int:
 
 
 class LoRA(nn.Module):
-    """``up(act(down(x)))``, the paper's ``A act(x B)``; ``down`` starts at zero so the LoRA starts as a constant.
+    """LoRA of eq. 10: ``up(act(down(x)))``, the paper's ``A tanh(x B)`` (``B`` = down, ``A`` = up; the gate uses a
+    sigmoid as RWKV-7). ``down`` starts at zero, so a fresh LoRA outputs zero.
 
     Args:
         dim: input (and default output) width.
@@ -100,6 +106,7 @@ class SEB(nn.Module):
         self.key_norm_scale = nn.Parameter(torch.empty(dim))
         self.key_eta_scale = nn.Parameter(torch.empty(dim))
         self.direction_weight = nn.Parameter(torch.full((n_dirs, dim), 1.0 / n_dirs))
+        # RWKV-7's ln_x: eps = 1e-5 * head_size_divisor**2 with RWKV-LM's divisor 8, i.e. 64e-5.
         self.group_norm = nn.GroupNorm(self.n_heads, dim, eps=64e-5)
         self._init_rwkv7(layer_id, n_layers)
 
@@ -125,8 +132,8 @@ class SEB(nn.Module):
         if c != self.dim:
             raise ValueError(f"SEB expects {self.dim} channels, got {c}")
         tokens = x.permute(0, 2, 3, 1).reshape(b, h * w, c)
-        delta = self.shift(x).permute(0, 2, 3, 1).reshape(b, h * w, c) - tokens
-        xr, xw, xk, xv, xeta, xg = (tokens + delta * mu for mu in self.mix)
+        shifted = self.shift(x).permute(0, 2, 3, 1).reshape(b, h * w, c)
+        xr, xw, xk, xv, xeta, xg = (lerp(tokens, shifted, mu) for mu in self.mix)
 
         r = self.receptance(xr)
         k = self.key(xk)

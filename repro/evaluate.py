@@ -26,7 +26,7 @@ from tqdm import tqdm
 from repro.data.io import as_rgb, read_image
 from repro.data.prepare import SRPair, load_pairs, make_pair
 from repro.data.registry import get_dataset, image_files, locate
-from repro.registry import build_model
+from repro import build_model
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from repro.data.imresize import imresize
+from layers.imresize import imresize
 from repro.data.io import ImageError, modcrop, read_image, write_png
 from repro.data.registry import image_files, locate
 

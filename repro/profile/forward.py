@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from repro.registry import build_model, get_descriptor, list_models
+from repro import build_model, get_descriptor, list_models
 from repro.runtime import tune_cpu_allocator
 
 

@@ -40,5 +40,5 @@ def test_registry_entry_is_parameter_free():
 def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="RGB lq"):
         bicubic()(torch.rand(1, 4, 8, 8))
-    with pytest.raises(ValueError, match="scale"):
-        bicubic(scale=8)
+    with pytest.raises(ValueError, match="supports scales"):
+        build_model("bicubic", scale=8)

@@ -1,4 +1,4 @@
-"""DiffIR (stage 1, stage 2, inpainting) and the IPR prior pieces in baselines/diffir_prior.py.
+"""DiffIR (stage 1, stage 2, inpainting) and the IPR prior pieces in layers/prior.py.
 
 Oracles: the official parameter counts (ARCH.md §1, measured on the upstream code), an analytic count written from
 the official module definitions, the official state-dict key layout (recorded below in compact form from
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from baselines.diffir import DiffIRS1, DiffIRS2, diffir, diffir_inpaint, diffir_inpaint_s1, diffir_s1
-from baselines.diffir_prior import CPEN, IPRDiffusion, MLPDenoiser, linear_beta_schedule
-from repro import build_model
+from layers.prior import CPEN, IPRDiffusion, MLPDenoiser, linear_beta_schedule
+from repro import build_model, get_descriptor
 
 TINY = {"dim": 8, "num_blocks": (1, 1, 1, 2), "num_refinement_blocks": 1, "heads": (1, 2, 2, 4), "ffn_expansion_factor": 2.0,
         "n_encoder_res": 1}
@@ -103,7 +103,7 @@ def official_g_keys(blocks, refine, with_bias_ln: bool, tail: str) -> set[str]:
     levels = {"encoder_level1": blocks[0], "encoder_level2": blocks[1], "encoder_level3": blocks[2], "latent": blocks[3],
                   "decoder_level3": blocks[2], "decoder_level2": blocks[1], "decoder_level1": blocks[0], "refinement": refine}
     keys |= {f"G.{lvl}.{i}.{s}" for lvl, n in levels.items() for i in range(n) for s in suffixes}
-    tails = {"x4": ("tail.0.0", "tail.0.2", "tail.1"), "x2": ("tail.0.0", "tail.1"), "x3": ("tail.0.0", "tail.1")}
+    tails = {"x4": ("tail.0.0", "tail.0.2", "tail.1"), "x3": ("tail.0.0", "tail.1")}
     if tail == "inpaint":
         keys.add("G.output.weight")
     else:
@@ -136,11 +136,28 @@ def test_state_dict_keys_equal_official_inpaint():
     assert set(diffir_inpaint().state_dict()) == g | official_s2_prior_keys(5)
 
 
-@pytest.mark.parametrize("scale", [2, 3])
-def test_state_dict_keys_tail_x2_x3(scale):
-    m = diffir(scale=scale, **TINY)
-    assert set(m.state_dict()) == official_g_keys(TINY["num_blocks"], 1, False, f"x{scale}") | official_s2_prior_keys(1)
-    assert m.G.tail[0][0].weight.shape[0] == scale * scale * 2 * TINY["dim"]
+def test_state_dict_layout_official_x2():
+    """The official x2 models (S1_arch.py / S2_arch.py with scale 2) pixel-unshuffle the LR input by 2 before G's patch
+    embedding and CPEN_S2, feed CPEN_S1 cat[PU2(LQ), PU4(GT)] and keep the x4 tail; only these shapes differ from x4
+    (recorded from the official code at dim 64)."""
+    s1, s2 = diffir_s1(scale=2), diffir(scale=2)
+    g = official_g_keys(SR["blocks"], SR["refine"], False, "x4")
+    assert set(s1.state_dict()) == g | official_cpen_keys("E.", 9)
+    assert set(s2.state_dict()) == g | official_s2_prior_keys(9)
+    x4_s1, x4_s2 = diffir_s1().state_dict(), diffir().state_dict()
+    differ_s1 = {k: tuple(v.shape) for k, v in s1.state_dict().items() if v.shape != x4_s1[k].shape}
+    differ_s2 = {k: tuple(v.shape) for k, v in s2.state_dict().items() if v.shape != x4_s2[k].shape}
+    assert differ_s1 == {"G.patch_embed.proj.weight": (64, 12, 3, 3), "E.E.0.weight": (64, 60, 3, 3)}
+    assert differ_s2 == {"G.patch_embed.proj.weight": (64, 12, 3, 3), "condition.E.0.weight": (64, 12, 3, 3),
+                         "diffusion.condition.E.0.weight": (64, 12, 3, 3)}
+    assert get_descriptor("diffir", scale=2).size_multiple == 16 and get_descriptor("diffir").size_multiple == 8
+
+
+def test_x3_is_an_extension_with_a_x3_tail():
+    """DiffIR has no official x3: ours runs G at the LR size with a x3 tail and CPEN_S1 on cat[LQ, PU3(GT)]."""
+    m = diffir_s1(scale=3, **TINY)
+    assert set(m.state_dict()) == official_g_keys(TINY["num_blocks"], 1, False, "x3") | official_cpen_keys("E.", 1)
+    assert m.G.tail[0][0].weight.shape[0] == 9 * 2 * TINY["dim"] and m.E.E[0].weight.shape[1] == 3 + 27
 
 
 def test_official_state_dict_round_trip_strict():
@@ -167,12 +184,16 @@ def test_forward_shapes_inpaint():
         assert s1(lq, gt).shape == gt.shape and s2(lq).shape == gt.shape
 
 
-def test_padding_crops_back_consistently():
-    """On an input already a multiple of 8, the padded path must equal G applied directly."""
-    m = diffir_s1(scale=2, **TINY).eval()
-    lq, gt = torch.rand(1, 3, 16, 8), torch.rand(1, 3, 32, 16)
+@pytest.mark.parametrize("scale,size", [(2, 16), (4, 8)])
+def test_padding_crops_back_consistently(scale, size):
+    """On an input already a multiple of the size multiple (16 at x2, 8 at x4), the padded path equals G applied
+    directly to (lq, CPEN_S1(cat[PixelUnshuffle_u(lq), PixelUnshuffle_{s*u}(gt)])), u = 2 at x2 (official layout)."""
+    m = diffir_s1(scale=scale, **TINY).eval()
+    u = 2 if scale == 2 else 1
+    lq, gt = torch.rand(1, 3, size, 2 * size), torch.rand(1, 3, scale * size, 2 * scale * size)
+    pu = torch.nn.functional.pixel_unshuffle
     with torch.no_grad():
-        z = m.E(torch.cat([lq, torch.nn.functional.pixel_unshuffle(gt, 2)], 1))
+        z = m.E(torch.cat([pu(lq, u), pu(gt, scale * u)], 1))
         torch.testing.assert_close(m(lq, gt), m.G(lq, z))
 
 

@@ -2,7 +2,7 @@
 
 Oracles: published parameter counts (SRCNN 8,032 weights + 97 biases; VDSR 665,921 with bias), scikit-image's
 MATLAB-style rgb2ycbcr/ycbcr2rgb, scipy's ``correlate(mode="nearest")`` for MATLAB's ``imfilter(.., 'same',
-'replicate')``, and MATLAB bicubic (``repro.data.imresize``) for the colour path.
+'replicate')``, and MATLAB bicubic (``layers.imresize``) for the colour path.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from skimage.color import rgb2ycbcr, ycbcr2rgb
 
 from baselines.srcnn import SRCNN, rgb_to_ycbcr, srcnn, ycbcr_to_rgb
 from baselines.vdsr import VDSR, vdsr
+from layers.imresize import imresize
 from repro import build_model
-from repro.data.imresize import imresize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -100,8 +100,8 @@ def test_gradients_reach_every_parameter(make):
 def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="RGB lq"):
         srcnn()(torch.rand(1, 1, 8, 8))
-    with pytest.raises(ValueError, match="scale"):
-        vdsr(scale=5)
+    with pytest.raises(ValueError, match="supports scales"):
+        build_model("vdsr", scale=5)
 
 
 def _y(x: torch.Tensor) -> torch.Tensor:

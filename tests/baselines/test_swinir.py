@@ -13,8 +13,8 @@ import math
 import pytest
 import torch
 
-from baselines._window_attention import WindowAttention, attend_in_windows, relative_position_index, shifted_window_mask
 from baselines.swinir import pad_like_swinir_test
+from layers.window_attention import WindowAttention, attend_in_windows, relative_position_index, shifted_window_mask
 from repro import build_model, get_descriptor
 
 TINY = {"img_size": 16, "embed_dim": 12, "depths": (2,), "num_heads": (2,), "window_size": 4, "drop_path_rate": 0.0}

@@ -24,7 +24,7 @@ def test_auto_is_the_fused_recurrence_on_cpu():
     assert torch.equal(auto, fused) and rel_err(auto, naive) < 1e-12
     inputs = delta_inputs(1, 20, 2, 4, 4)
     assert torch.equal(delta_rule(*inputs)[0], delta_rule(*inputs, backend="fused_recurrent")[0])
-    assert BACKENDS == ("naive", "chunk", "fused_chunk", "fused_recurrent", "fla", "auto")
+    assert BACKENDS == ("naive", "chunk", "fused_chunk", "fused_recurrent", "fla", "cuda", "auto")
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
@@ -48,10 +48,12 @@ def test_initial_state_continues_a_sequence():
 def test_bad_input_is_named():
     q, k, v, a, b, gk = dplr_inputs(1, 8, 2, 4, 4)
     with pytest.raises(ValueError, match="unknown backend"):
+        state_evolution(q, k, v, a, b, gk, backend="triton")
+    with pytest.raises(ValueError, match="'cuda' does not implement state_evolution"):
         state_evolution(q, k, v, a, b, gk, backend="cuda")
     with pytest.raises(ValueError, match="needs CUDA"):
         state_evolution(q, k, v, a, b, gk, backend="fla")
-    with pytest.raises(ValueError, match="plain delta rule only"):
+    with pytest.raises(ValueError, match="'fused_chunk' does not implement state_evolution"):
         state_evolution(q, k, v, a, b, gk, backend="fused_chunk")
     with pytest.raises(ValueError, match="gk must have q's shape"):
         state_evolution(q, k, v, a, b, gk[..., :2])

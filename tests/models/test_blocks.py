@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from kernels.fused_cpu import available
 from models.dseb import DSEB
-from models.ffn import CAB, build_ffn
+from models.ffn import build_ffn
 from models.mixers import build_mixer
 from models.seb import SEB
 
@@ -83,13 +83,15 @@ def test_fresh_seb_is_zero_and_decays_lie_in_rwkv7_range():
 
 
 def test_channel_attention_block_matches_eq_11():
-    cab = CAB(dim=12)
+    cab = build_ffn("cab", dim=12)
+    conv1, _, conv2, attention = cab.cab
+    squeeze, excite = attention.attention[1], attention.attention[3]
     x = torch.randn(2, 12, 5, 7)
-    hidden = F.gelu(F.conv2d(x, cab.conv1.weight, cab.conv1.bias, padding=1))
-    feat = F.conv2d(hidden, cab.conv2.weight, cab.conv2.bias, padding=1)
+    hidden = F.gelu(F.conv2d(x, conv1.weight, conv1.bias, padding=1))
+    feat = F.conv2d(hidden, conv2.weight, conv2.bias, padding=1)
     pooled = feat.mean(dim=(2, 3))  # GlobalAveragePooling
-    hidden = F.relu(pooled @ cab.attention.squeeze.weight.flatten(1).T + cab.attention.squeeze.bias)
-    weight = torch.sigmoid(hidden @ cab.attention.excite.weight.flatten(1).T + cab.attention.excite.bias)
+    hidden = F.relu(pooled @ squeeze.weight.flatten(1).T + squeeze.bias)
+    weight = torch.sigmoid(hidden @ excite.weight.flatten(1).T + excite.bias)
     torch.testing.assert_close(cab(x), feat * weight[:, :, None, None])
 
 

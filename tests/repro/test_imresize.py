@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from repro.data.imresize import imresize, resize_matrix
+from layers.imresize import imresize, resize_matrix
 from repro.data.io import modcrop, read_image
 from repro.data.registry import image_files
 

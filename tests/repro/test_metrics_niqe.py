@@ -7,7 +7,7 @@ from PIL import Image
 from scipy.ndimage import convolve
 from scipy.special import gamma
 
-from repro.data.imresize import imresize
+from layers.imresize import imresize
 from repro.metrics import crop, get_protocol, networks, rgb_to_y
 
 # MATLAB R2021a niqe_release on the Set14 baboon (BasicSR's tests/data/baboon.png), Y channel, no crop, as quoted by

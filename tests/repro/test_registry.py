@@ -3,8 +3,8 @@
 import pytest
 from torch import nn
 
+from layers.registry import _REGISTRY
 from repro import build_model, get_descriptor, list_models, register_model
-from repro.registry import _REGISTRY
 
 PAPER_ROWS = {"bicubic", "srcnn", "vdsr", "swinir", "hat", "mambair", "mambairv2", "diffir", "diffrwkvir"}
 

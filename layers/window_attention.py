@@ -1,21 +1,16 @@
-"""Pieces SwinIR and HAT share: (shifted) window attention with a relative position bias, the MLP, the token
-embedding, the pixel-shuffle upsampler and the official weight initialisation.
+"""(Shifted) window self-attention with a relative position bias (Swin), shared by SwinIR, HAT and MambaIRv2.
 
-Module and attribute names follow the official code (JingyunLiang/SwinIR, XPixelGroup/HAT) because they are the
-state-dict keys of the released checkpoints; the code itself is written from the papers.
+Module and attribute names follow the official code (JingyunLiang/SwinIR, XPixelGroup/HAT, csguoh/MambaIR) because
+they are the state-dict keys of the released checkpoints; the code itself is written from the papers.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-# DIV2K mean that both official models subtract before the network and add back after it.
-RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 # Additive logit for token pairs that a shifted window joins across the image border; the official value.
 MASKED_LOGIT = -100.0
@@ -79,10 +74,13 @@ class WindowAttention(nn.Module):
         window_size: side of the square window.
         num_heads: heads; ``dim`` must be divisible by it.
         register_index: keep the relative position index as this module's buffer ``relative_position_index``
-            (SwinIR does); HAT keeps one shared index on the network and passes it to ``forward``.
+            (SwinIR does); HAT and MambaIRv2 keep one shared index on the network and pass it to ``forward``.
+        project_qkv: own the ``qkv`` projection (SwinIR, HAT); MambaIRv2 computes q, k, v outside and passes them
+            stacked as ``[..., 3C]``.
     """
 
-    def __init__(self, *, dim: int, window_size: int, num_heads: int, register_index: bool) -> None:
+    def __init__(self, *, dim: int, window_size: int, num_heads: int, register_index: bool,
+                 project_qkv: bool = True) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
@@ -92,16 +90,18 @@ class WindowAttention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
         if register_index:
             self.register_buffer("relative_position_index", relative_position_index(window_size))
-        self.qkv = nn.Linear(dim, 3 * dim)
+        self.qkv = nn.Linear(dim, 3 * dim) if project_qkv else None
         self.proj = nn.Linear(dim, dim)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, rpi: torch.Tensor | None = None) -> torch.Tensor:
-        """x: [B * nW, N, C] windows; mask: [nW, N, N] additive or None; rpi: [N, N] index (default: own buffer)."""
-        bw, n, c = x.shape
+        """x: [B * nW, N, C] windows ([.., 3C] q, k, v without ``project_qkv``); mask: [nW, N, N] additive or None;
+        rpi: [N, N] index (default: own buffer)."""
+        qkv = x if self.qkv is None else self.qkv(x)
+        bw, n, c = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
         rpi = self.relative_position_index if rpi is None else rpi
         bias = self.relative_position_bias_table[rpi.reshape(-1)].view(n, n, -1).permute(2, 0, 1)
-        q, k, v = self.qkv(x).view(bw, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = qkv.view(bw, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
         if mask is None:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype), scale=self.scale)
         else:
@@ -128,79 +128,3 @@ def attend_in_windows(x: torch.Tensor, attn: WindowAttention, *, shift: int, mas
     if shift:
         out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
     return out
-
-
-class Mlp(nn.Module):
-    """Token-wise feed-forward: Linear(dim, hidden), GELU, Linear(hidden, dim)."""
-
-    def __init__(self, *, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: zero a sample's residual branch with probability ``p`` while training (rescaled)."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = 1.0 - self.p
-        gate = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * gate / keep
-
-
-class TokenEmbed(nn.Module):
-    """[B, C, H, W] -> LayerNorm'd tokens [B, H*W, C] (the official ``patch_embed`` with patch size 1)."""
-
-    def __init__(self, *, dim: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.flatten(2).transpose(1, 2))
-
-
-def tokens_to_image(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """[B, H*W, C] -> [B, C, H, W]."""
-    return x.transpose(1, 2).reshape(x.shape[0], -1, h, w)
-
-
-def pixel_shuffle_upsampler(scale: int, channels: int) -> nn.Sequential:
-    """conv3x3 to 4C + PixelShuffle(2), log2(scale) times, or conv3x3 to 9C + PixelShuffle(3) for x3."""
-    if scale == 3:
-        return nn.Sequential(nn.Conv2d(channels, 9 * channels, 3, 1, 1), nn.PixelShuffle(3))
-    if scale < 2 or scale & (scale - 1):
-        raise ValueError(f"pixel-shuffle upsampler supports scales 2^n and 3, not {scale}")
-    layers: list[nn.Module] = []
-    for _ in range(int(math.log2(scale))):
-        layers += [nn.Conv2d(channels, 4 * channels, 3, 1, 1), nn.PixelShuffle(2)]
-    return nn.Sequential(*layers)
-
-
-def init_transformer_weights(module: nn.Module) -> None:
-    """Official init, applied with ``model.apply``: Linear weights trunc-normal(0.02), biases 0; LayerNorm 1 and 0.
-
-    Convolutions keep PyTorch's default init, as in the official code.
-    """
-    if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-
-def check_sr_input(lq: torch.Tensor, name: str) -> None:
-    """Raise a clear error unless ``lq`` is an RGB batch [B, 3, h, w]."""
-    if lq.ndim != 4 or lq.shape[1] != 3:
-        raise ValueError(f"{name} expects an RGB batch [B, 3, h, w], got shape {tuple(lq.shape)}")

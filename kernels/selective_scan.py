@@ -1,4 +1,6 @@
-"""Selective scan (the S6 recurrence of Mamba) in plain PyTorch, with mamba_ssm's CUDA op used when it is installed.
+"""Selective scan (the S6 recurrence of Mamba): the naive loop, a chunked PyTorch form, and mamba_ssm's CUDA op.
+
+The public entry point with backend dispatch is ``kernels.selective_scan`` (``kernels/api.py``).
 
 For every channel d and state index n, with Δ = softplus(δ + bias) when ``delta_softplus``:
 
@@ -7,7 +9,7 @@ For every channel d and state index n, with Δ = softplus(δ + bias) when ``delt
 B and C are shared by the d/g channels of each of their g groups (channel d reads group d // (d_total/g)), as in
 ``mamba_ssm.ops.selective_scan_interface.selective_scan_ref``.
 
-``selective_scan_reference`` is that recurrence step by step (the oracle). ``selective_scan_chunked`` splits the sequence
+``naive_selective_scan`` is that recurrence step by step (the oracle). ``chunk_selective_scan`` splits the sequence
 into chunks of T tokens and, inside a chunk, uses the closed form
 
     S_t = Σ_{s≤t} Δ_s A  (cumulative sum of log Ā),   h_t = e^{S_t} (h_0 + Σ_{s≤t} e^{-S_s} x_s),   x_s = Δ_s B_s u_s
@@ -34,12 +36,28 @@ MAX_LOG_DECAY = 32.0
 
 
 @functools.cache
-def _cuda_selective_scan():
+def _mamba_ssm_scan():
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
     except ImportError:
         return None
     return selective_scan_fn
+
+
+def cuda_available() -> bool:
+    """Whether mamba_ssm's CUDA selective scan is installed."""
+    return _mamba_ssm_scan() is not None
+
+
+def cuda_selective_scan(u, delta, A, B, C, D=None, *, delta_bias=None, delta_softplus=False) -> torch.Tensor:
+    """mamba_ssm's ``selective_scan_fn`` (CUDA tensors; no z gate, no returned state)."""
+    fn = _mamba_ssm_scan()
+    if fn is None or not u.is_cuda:
+        raise RuntimeError("selective_scan backend 'cuda' needs mamba_ssm and CUDA tensors")
+    B = B.unsqueeze(1) if B.dim() == 3 else B
+    C = C.unsqueeze(1) if C.dim() == 3 else C
+    return fn(u, delta, A, B.contiguous(), C.contiguous(), D, z=None, delta_bias=delta_bias,
+              delta_softplus=delta_softplus, return_last_state=False)
 
 
 def _check_shapes(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> tuple[int, ...]:
@@ -74,10 +92,10 @@ def _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus):
     return u.to(dtype), delta, A.to(dtype), B.to(dtype), C.to(dtype), D, dims
 
 
-def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+def naive_selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                              D: torch.Tensor | None = None, *, delta_bias: torch.Tensor | None = None,
                              delta_softplus: bool = False) -> torch.Tensor:
-    """The recurrence one token at a time (slow; the oracle for the chunked scan). Shapes as in ``selective_scan``."""
+    """The recurrence one token at a time (slow; the oracle for the chunked scan). Shapes as in ``kernels.selective_scan``."""
     out_dtype = u.dtype
     u, delta, A, B, C, D, (b, d, L, n, g) = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus)
     B = B.repeat_interleave(d // g, dim=1)
@@ -147,11 +165,11 @@ def _scan_segment(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torc
     return y, h, chunk
 
 
-def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+def chunk_selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                            D: torch.Tensor | None = None, *, delta_bias: torch.Tensor | None = None,
                            delta_softplus: bool = False, chunk_size: int = 64, max_elements: int | None = None,
                            use_checkpoint: bool | None = None) -> torch.Tensor:
-    """Chunked selective scan in PyTorch (see the module docstring). Shapes as in ``selective_scan``.
+    """Chunked selective scan in PyTorch (see the module docstring). Shapes as in ``kernels.selective_scan``.
 
     Args:
         chunk_size: longest chunk, a power of two (halved automatically while a chunk accumulates too much decay).
@@ -186,38 +204,3 @@ def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor
     if D is not None:
         y = y + D[:, None] * u
     return y.to(out_dtype)
-
-
-def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-                   D: torch.Tensor | None = None, *, delta_bias: torch.Tensor | None = None, delta_softplus: bool = False,
-                   backend: str = "auto") -> torch.Tensor:
-    """Selective scan with mamba_ssm's ``selective_scan_fn`` semantics (no z gate, no returned state).
-
-    Args:
-        u: input [b, d, L].
-        delta: time steps before bias/softplus [b, d, L].
-        A: state matrix (negative) [d, n].
-        B, C: input and output projections [b, g, n, L] (or [b, n, L] for g = 1).
-        D: skip weight [d] or None.
-        delta_bias: added to delta before the softplus [d] or None.
-        delta_softplus: apply softplus to delta + bias.
-        backend: ``"auto"`` (mamba_ssm's CUDA op for CUDA tensors when installed, else ``"chunked"``),
-            ``"chunked"``, ``"reference"`` or ``"cuda"``.
-
-    Returns:
-        y [b, d, L] in u's dtype.
-    """
-    if backend not in ("auto", "chunked", "reference", "cuda"):
-        raise ValueError(f"selective_scan: unknown backend {backend!r}")
-    if backend in ("auto", "cuda"):
-        fn = _cuda_selective_scan() if u.is_cuda else None
-        if fn is not None:
-            B = B.unsqueeze(1) if B.dim() == 3 else B
-            C = C.unsqueeze(1) if C.dim() == 3 else C
-            return fn(u, delta, A, B.contiguous(), C.contiguous(), D, z=None, delta_bias=delta_bias,
-                      delta_softplus=delta_softplus, return_last_state=False)
-        if backend == "cuda":
-            raise RuntimeError("selective_scan: backend 'cuda' needs mamba_ssm and CUDA tensors")
-    if backend == "reference":
-        return selective_scan_reference(u, delta, A, B, C, D, delta_bias=delta_bias, delta_softplus=delta_softplus)
-    return selective_scan_chunked(u, delta, A, B, C, D, delta_bias=delta_bias, delta_softplus=delta_softplus)

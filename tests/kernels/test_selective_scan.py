@@ -1,9 +1,11 @@
-"""Chunked selective scan vs the step-by-step recurrence (mamba_ssm's selective_scan_ref semantics)."""
+"""Chunked selective scan vs the step-by-step recurrence (mamba_ssm's selective_scan_ref semantics), and its dispatch."""
 
 import pytest
 import torch
 
-from baselines.selective_scan import selective_scan, selective_scan_chunked, selective_scan_reference
+from kernels import selective_scan
+from kernels.api import resolve_backend
+from kernels.selective_scan import chunk_selective_scan, naive_selective_scan
 
 
 def make_inputs(*, b=2, d=6, L=37, n=5, g=2, dtype=torch.float32, decay=1.0, seed=0):
@@ -30,8 +32,8 @@ def run(fn, inp, **kw):
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-11)], ids=["fp32", "fp64"])
 def test_chunked_matches_reference(L, chunk_size, dtype, tol):
     inp = make_inputs(L=L, dtype=dtype)
-    y_ref, g_ref = run(selective_scan_reference, inp)
-    y, g = run(selective_scan_chunked, inp, chunk_size=chunk_size)
+    y_ref, g_ref = run(naive_selective_scan, inp)
+    y, g = run(chunk_selective_scan, inp, chunk_size=chunk_size)
     assert y.dtype == dtype
     torch.testing.assert_close(y, y_ref, rtol=tol, atol=tol)
     for k in g_ref:
@@ -46,8 +48,8 @@ def test_strong_decay_stays_exact_and_finite(decay, ramp, chunk_size, max_elemen
     # "extreme"; in "growing" the decay grows along the sequence and later 16-token segments need 4, then 1).
     inp = make_inputs(L=70, decay=decay)
     inp["delta"] = inp["delta"] + torch.linspace(*ramp, 70)
-    y_ref, g_ref = run(selective_scan_reference, inp)
-    y, g = run(selective_scan_chunked, inp, chunk_size=chunk_size, max_elements=max_elements)
+    y_ref, g_ref = run(naive_selective_scan, inp)
+    y, g = run(chunk_selective_scan, inp, chunk_size=chunk_size, max_elements=max_elements)
     assert torch.isfinite(y).all() and all(torch.isfinite(v).all() for v in g.values())
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
     for k in g_ref:
@@ -57,9 +59,9 @@ def test_strong_decay_stays_exact_and_finite(decay, ramp, chunk_size, max_elemen
 def test_memory_segments_and_checkpointing_match():
     # max_elements forces several segments (state carried across them) and, under autograd, checkpointing.
     inp = make_inputs(L=90)
-    y_ref, g_ref = run(selective_scan_reference, inp)
+    y_ref, g_ref = run(naive_selective_scan, inp)
     for ckpt in (True, False):
-        y, g = run(selective_scan_chunked, inp, chunk_size=8, max_elements=2 * 6 * 5 * 16, use_checkpoint=ckpt)
+        y, g = run(chunk_selective_scan, inp, chunk_size=8, max_elements=2 * 6 * 5 * 16, use_checkpoint=ckpt)
         torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
         for k in g_ref:
             torch.testing.assert_close(g[k], g_ref[k], rtol=1e-5, atol=1e-5)
@@ -70,10 +72,13 @@ def test_ungrouped_bc_and_dispatch():
     B, C = inp["B"][:, 0], inp["C"][:, 0]  # [b, n, L] means one group
     args = (inp["u"], inp["delta"], inp["A"])
     y = selective_scan(*args, B, C, inp["D"], delta_bias=inp["delta_bias"], delta_softplus=True)
-    y_ref = selective_scan(*args, B, C, inp["D"], delta_bias=inp["delta_bias"], delta_softplus=True, backend="reference")
+    y_ref = selective_scan(*args, B, C, inp["D"], delta_bias=inp["delta_bias"], delta_softplus=True, backend="naive")
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
-    with pytest.raises(RuntimeError, match="mamba_ssm"):
+    assert resolve_backend("auto", torch.device("cpu"), op="selective_scan") == "chunk"
+    with pytest.raises(ValueError, match="needs CUDA tensors"):
         selective_scan(*args, B, C, backend="cuda")
+    with pytest.raises(ValueError, match="'fla' does not implement selective_scan"):
+        selective_scan(*args, B, C, backend="fla")
 
 
 def test_bad_shapes_raise():
@@ -83,4 +88,4 @@ def test_bad_shapes_raise():
     with pytest.raises(ValueError, match="g dividing"):
         selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"].repeat(1, 2, 1, 1)[:, :4], inp["C"][:, :1])
     with pytest.raises(ValueError, match="power of two"):
-        selective_scan_chunked(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], chunk_size=12)
+        chunk_selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], chunk_size=12)
