@@ -1,13 +1,25 @@
 """The naive loops against fla's own pure-PyTorch references (another team's code is the anchor)."""
 
+import importlib
+import os
+
 import pytest
 import torch
 
 from kernels import delta_rule, state_evolution
 from kernels.testing import delta_inputs, dplr_inputs, rel_err
 
-fla_delta = pytest.importorskip("fla.ops.delta_rule.naive")
-fla_dplr = pytest.importorskip("fla.ops.generalized_delta_rule.dplr.naive")
+
+def import_fla(name: str):
+    """fla's reference module; outside CI a missing fla skips these tests, in CI (CI=true) it fails them, so the
+    oracle tests never vanish from a CI run."""
+    if os.environ.get("CI") == "true":
+        return importlib.import_module(name)
+    return pytest.importorskip(name)
+
+
+fla_delta = import_fla("fla.ops.delta_rule.naive")
+fla_dplr = import_fla("fla.ops.generalized_delta_rule.dplr.naive")
 
 
 def head_first(x: torch.Tensor) -> torch.Tensor:
