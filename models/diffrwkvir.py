@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from layers.checks import check_image_batch
 from layers.padding import pad_reflect_to_multiple
 from layers.prior import CPEN, IPRDiffusion, MLPDenoiser
 from layers.registry import register_model
@@ -40,12 +41,21 @@ class PriorInputs:
             self.s2_channels, self.unshuffle = 3 * self.lq_factor**2, 1
             self.s1_channels = self.s2_channels + 3 * self.gt_factor**2
 
+    def check(self, lq: torch.Tensor) -> None:
+        """Raise unless ``lq`` is what the task feeds: RGB for SR, cat(masked image, mask) for inpainting."""
+        if self.task == "inpaint":
+            check_image_batch(lq, channels=4, name="DiffRWKVIR (inpainting)", what="cat(masked image, mask)")
+        else:
+            check_image_batch(lq, channels=3, name="DiffRWKVIR")
+
     def stage2(self, lq: torch.Tensor) -> torch.Tensor:
+        self.check(lq)
         if self.task == "inpaint":
             return pad_reflect_to_multiple(lq, 4)
         return F.pixel_unshuffle(pad_reflect_to_multiple(lq, self.lq_factor), self.lq_factor)
 
     def stage1(self, lq: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        self.check(lq)
         out_scale = 1 if self.task == "inpaint" else self.scale
         expected = (lq.shape[-2] * out_scale, lq.shape[-1] * out_scale)
         if tuple(gt.shape[-2:]) != expected or gt.shape[1] != 3:

@@ -82,39 +82,6 @@ def overfit_x2_psnr():
     return run
 
 
-@pytest.fixture
-def odd_size_forward():
-    """``odd_size_forward(model, scale, size=(2, 13, 17))``: eval-mode output for a random (batch, height, width) RGB
-    input, checked for the shape batch x 3 x (height scale) x (width scale) and for finite values."""
-
-    def run(model: torch.nn.Module, scale: int, size: tuple[int, int, int] = (2, 13, 17)) -> torch.Tensor:
-        batch, height, width = size
-        with torch.no_grad():
-            out = model.eval()(torch.rand(batch, 3, height, width))
-        assert out.shape == (batch, 3, height * scale, width * scale)
-        assert torch.isfinite(out).all()
-        return out
-
-    return run
-
-
-@pytest.fixture
-def bf16_max_drift():
-    """``bf16_max_drift(model)``: the largest output difference between bf16 autocast and fp32 inference of a 13x17
-    input on the CPU (the bf16 output checked finite), for models whose descriptor says bf16 is safe."""
-
-    def run(model: torch.nn.Module) -> float:
-        lq = torch.rand(1, 3, 13, 17)
-        with torch.no_grad():
-            ref = model.eval()(lq)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                low = model(lq)
-        assert torch.isfinite(low).all()
-        return (low.float() - ref).abs().max().item()
-
-    return run
-
-
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

@@ -119,18 +119,6 @@ def test_descriptor():
     assert get_descriptor("hat_s").size_multiple == 16
 
 
-@pytest.mark.parametrize("name", ["hat", "hat_s"])
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_forward_odd_size(name, scale, odd_size_forward):
-    tiny = TINY if name == "hat" else {**TINY, "compress_ratio": 4, "squeeze_factor": 4}
-    odd_size_forward(build_model(name, scale=scale, **tiny), scale)
-
-
-def test_bf16_autocast_close_to_fp32(bf16_max_drift):
-    """The descriptor says bf16 is safe: autocast inference stays close to fp32 (tiny model, CPU)."""
-    assert bf16_max_drift(build_model("hat", scale=2, **TINY)) < 0.05
-
-
 def test_bad_input_and_config():
     model = build_model("hat", scale=2, **TINY)
     with pytest.raises(ValueError, match="RGB"):
@@ -139,13 +127,6 @@ def test_bad_input_and_config():
         build_model("hat_s", scale=5)
     with pytest.raises(ValueError, match="compress_ratio"):
         build_model("hat_s", scale=2, **{**TINY, "compress_ratio": 24, "squeeze_factor": 24})
-
-
-def test_gradients_reach_every_parameter():
-    model = build_model("hat", scale=2, **TINY)
-    model(torch.rand(1, 3, 11, 9)).square().mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not missing
 
 
 def test_padding_follows_official_test():

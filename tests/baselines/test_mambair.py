@@ -68,34 +68,6 @@ def test_official_parameter_count_and_keys(name, kind, embed, d_state, expand_ra
     assert model.descriptor.size_multiple == 1 and model.descriptor.scale == scale
 
 
-@pytest.mark.parametrize("name", ["mambair", "mambair_light"])
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_tiny_forward_any_size(name, scale, odd_size_forward):
-    torch.manual_seed(0)
-    model = build_model(name, scale=scale, **TINY)
-    odd_size_forward(model, scale, size=(2, 7, 5))
-    with pytest.raises(ValueError, match=r"\[B, 3, h, w\]"):
-        model(torch.rand(1, 4, 8, 8))
-
-
-def test_bad_scale_raises():
-    with pytest.raises(ValueError, match="scale"):
-        build_model("mambair", scale=8)
-
-
-@pytest.mark.parametrize("name", ["mambair", "mambair_light"])
-def test_gradients_reach_every_parameter(name):
-    torch.manual_seed(0)
-    model = build_model(name, scale=2, **TINY).train()
-    model(torch.rand(2, 3, 6, 9)).square().mean().backward()
-    grads = dict(model.named_parameters())
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in grads.values())
-    # The channel attention squeezes C to C/30 channels behind a ReLU (1 channel in the tiny model), which can be dead
-    # for a whole batch, legitimately zeroing the gradient of that squeeze path; every other parameter must move.
-    zero = [n for n, p in grads.items() if not p.grad.abs().sum() > 0 and ".attention." not in n]
-    assert not zero
-
-
 def test_ss2d_merges_directions_in_place():
     # With the four directions sharing parameters and a transpose-symmetric depthwise kernel, SS2D commutes with
     # transposing the image: the transposed image's four scans are the original's, in another order. This checks the

@@ -122,31 +122,12 @@ def test_descriptor():
     assert get_descriptor("swinir_light").size_multiple == 8
 
 
-@pytest.mark.parametrize("name", ["swinir", "swinir_light"])
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_forward_odd_size(name, scale, odd_size_forward):
-    odd_size_forward(build_model(name, scale=scale, **TINY), scale)
-
-
-def test_bf16_autocast_close_to_fp32(bf16_max_drift):
-    """The descriptor says bf16 is safe: autocast inference stays close to fp32 (tiny model, CPU)."""
-    assert bf16_max_drift(build_model("swinir_light", scale=2, **TINY)) < 0.05
-
-
 def test_bad_input_and_scale():
     model = build_model("swinir_light", scale=2, **TINY)
     with pytest.raises(ValueError, match="RGB"):
         model(torch.rand(1, 1, 8, 8))
     with pytest.raises(ValueError, match="scales"):
         build_model("swinir", scale=8)
-
-
-@pytest.mark.parametrize("name", ["swinir", "swinir_light"])
-def test_gradients_reach_every_parameter(name):
-    model = build_model(name, scale=2, **TINY)
-    model(torch.rand(1, 3, 11, 9)).square().mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not missing
 
 
 def test_padding_follows_official_test_script():

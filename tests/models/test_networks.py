@@ -64,23 +64,6 @@ def test_profiles_build_every_registered_model(profile):
         assert out.shape == gt.shape and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_sr_shapes_at_every_scale_for_odd_sizes(scale):
-    for name in ("diffrwkvir", "diffrwkvir_s1"):
-        model = build_model(name, scale=scale, **TINY[name]).eval()
-        lq, gt = _pair(name, batch=2, size=(7, 9), scale=scale)
-        with torch.no_grad():
-            assert _restore(model, name, lq, gt).shape == (2, 3, 7 * scale, 9 * scale)
-
-
-def test_inpainting_shapes_for_sizes_off_the_multiple():
-    for name in ("diffrwkvir_inpaint", "diffrwkvir_inpaint_s1"):
-        model = build_model(name, **TINY[name]).eval()
-        lq, gt = _pair(name, size=(13, 11))
-        with torch.no_grad():
-            assert _restore(model, name, lq, gt).shape == (1, 3, 13, 11)
-
-
 VARIANTS = [{}, {"shift": "uni"}, {"shift": "quad"}, {"mixer": "attention"}, {"mixer": "resnet"}, {"ffn": "mlp_relu"},
             {"ffn": "mlp_gelu"}, {"ffn": "gated_mlp"}, {"scan": "1d"}]
 
@@ -95,19 +78,6 @@ def test_every_parameter_receives_a_gradient_in_every_variant(variant):
     _perturb(model)
     _losses(model, "diffrwkvir_s1", lq, gt)["total"].backward()
     dead = [n for n, p in model.named_parameters() if not (torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0)]
-    assert dead == []
-
-
-@pytest.mark.parametrize("name", ["diffrwkvir", "diffrwkvir_inpaint", "diffrwkvir_inpaint_s1"])
-def test_every_parameter_receives_a_gradient_in_the_other_models(name):
-    model = build_model(name, **TINY[name])
-    _perturb(model)
-    # 16 x 16 leaves a 2 x 2 bottleneck: with one token a scan never applies its removal term (the state is zero).
-    lq, gt = _pair(name, size=(16, 16) if "inpaint" in name else (8, 8))
-    losses = _losses(model, name, lq, gt)
-    assert set(losses) >= ({"l1", "total"} if name.endswith("_s1") else {"l1", "ipr", "total"})
-    losses["total"].backward()
-    dead = [n for n, p in model.named_parameters() if p.grad is None or not (p.grad.abs().sum() > 0)]
     assert dead == []
 
 
