@@ -1,4 +1,4 @@
-"""Frozen metric protocols (DESIGN.md section 5): pixel metrics in numpy float64, NIQE/LPIPS/FID through pyiqa.
+"""Frozen metric protocols (docs/protocol.md): pixel metrics in numpy float64, NIQE/LPIPS/FID through pyiqa.
 
 `get_protocol("sr", scale=4, metric_weights=folder)` gives a protocol with a printable `name`
 ("sr-y601-crop4-fp64"), its `metrics`, the `missing` ones with reasons, and `compute(pred, ref)` for one uint8

@@ -1,4 +1,4 @@
-"""The frozen evaluation protocols of DESIGN.md section 5, one per kind of table.
+"""The frozen evaluation protocols (docs/protocol.md), one per kind of table.
 
 - "sr" (Tables 3 and 5): PSNR, SSIM, RMSE and NIQE on the BT.601 Y channel (a gray image on its own channel),
   SAM on RGB, all with crop_border = scale, float64; LPIPS (AlexNet v0.1) on the full RGB image.
