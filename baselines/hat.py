@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
 from torch import nn
 
 from layers.channel_attention import CAB
@@ -19,9 +18,8 @@ from layers.init import init_transformer_weights
 from layers.padding import pad_reflect_to_multiple
 from layers.registry import register_model
 from layers.sr_skeleton import SRSkeleton
-from layers.transformer import Mlp, TokenEmbed, tokens_to_image
+from layers.transformer import Mlp, SwinBlockBase, TokenEmbed, drop_path_rates, tokens_to_image
 from layers.window_attention import (
-    WindowAttention,
     attend_in_windows,
     relative_position_index,
     shifted_window_mask,
@@ -50,25 +48,15 @@ def overlapping_relative_position_index(window_size: int, overlap_size: int) -> 
     return dy * (window_size + overlap_size - 1) + dx
 
 
-class HAB(nn.Module):
-    """Hybrid attention block: ``x + (S)W-MSA(LN x) + conv_scale * CAB(LN x)``, then ``x + MLP(LN x)``.
-
-    As in the official code, a window not smaller than ``input_resolution`` shrinks to it and the shift turns off.
-    """
+class HAB(SwinBlockBase):
+    """Hybrid attention block: ``x + (S)W-MSA(LN x) + conv_scale * CAB(LN x)``, then ``x + MLP(LN x)``."""
 
     def __init__(self, *, dim: int, input_resolution: tuple[int, int], num_heads: int, window_size: int, shift: int,
                  compress_ratio: int, squeeze_factor: int, conv_scale: float, mlp_ratio: float, drop_path: float) -> None:
-        super().__init__()
-        if min(input_resolution) <= window_size:
-            window_size, shift = min(input_resolution), 0
-        self.shift = shift
+        super().__init__(dim=dim, input_resolution=input_resolution, num_heads=num_heads, window_size=window_size,
+                         shift=shift, mlp_ratio=mlp_ratio, drop_path=drop_path, register_index=False)
         self.conv_scale = conv_scale
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim=dim, window_size=window_size, num_heads=num_heads, register_index=False)
         self.conv_block = CAB(dim=dim, compress=compress_ratio, squeeze=squeeze_factor)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim=dim, hidden=int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], rpi: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         h, w = x_size
@@ -76,8 +64,7 @@ class HAB(nn.Module):
         y = self.norm1(x).view(b, h, w, c)
         conv = self.conv_block(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(b, n, c)
         attn = attend_in_windows(y, self.attn, shift=self.shift, mask=mask, rpi=rpi).reshape(b, n, c)
-        x = x + self.drop_path(attn) + self.conv_scale * conv
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return self.mlp_residual(x + self.drop_path(attn) + self.conv_scale * conv)
 
 
 class OCAB(nn.Module):
@@ -187,13 +174,11 @@ class HAT(SRSkeleton):
         self.register_buffer("relative_position_index_OCA", overlapping_relative_position_index(window_size, overlap_size))
         self.build_shallow(scale=scale, dim=embed_dim, img_range=img_range)
         self.patch_embed = TokenEmbed(dim=embed_dim)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        starts = [sum(depths[:i]) for i in range(len(depths))]
         self.layers = nn.ModuleList(
             RHAG(dim=embed_dim, input_resolution=(img_size, img_size), depth=d, num_heads=nh, window_size=window_size,
                  compress_ratio=compress_ratio, squeeze_factor=squeeze_factor, conv_scale=conv_scale,
-                 overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, drop_path=rates[s:s + d])
-            for d, nh, s in zip(depths, num_heads, starts))
+                 overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, drop_path=rates)
+            for d, nh, rates in zip(depths, num_heads, drop_path_rates(depths, drop_path_rate)))
         self.norm = nn.LayerNorm(embed_dim)
         self.build_reconstruction(dim=embed_dim)
         self.apply(init_transformer_weights)

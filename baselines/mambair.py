@@ -20,7 +20,7 @@ from layers.channel_attention import CAB, ChannelAttention
 from layers.init import init_transformer_weights
 from layers.registry import register_model
 from layers.sr_skeleton import SRSkeleton
-from layers.transformer import TokenEmbed
+from layers.transformer import TokenEmbed, drop_path_rates
 
 
 class LightCAB(nn.Module):
@@ -159,12 +159,10 @@ class MambaIR(SRSkeleton):
         super().__init__()
         self.build_shallow(scale=scale, dim=embed_dim)
         self.patch_embed = TokenEmbed(dim=embed_dim)  # only its norm runs, on [b, h, w, C]
-        n_blocks = sum(depths)
-        dpr = [drop_path_rate * i / max(1, n_blocks - 1) for i in range(n_blocks)]  # linearly increasing, as linspace
         light = upsampler == "pixelshuffledirect"
         self.layers = nn.ModuleList(
-            ResidualGroup(dim=embed_dim, depth=dep, d_state=d_state, expand=mlp_ratio, light=light,
-                          drop_path=dpr[sum(depths[:i]):sum(depths[:i + 1])]) for i, dep in enumerate(depths))
+            ResidualGroup(dim=embed_dim, depth=dep, d_state=d_state, expand=mlp_ratio, light=light, drop_path=rates)
+            for dep, rates in zip(depths, drop_path_rates(depths, drop_path_rate)))
         self.norm = nn.LayerNorm(embed_dim)
         self.build_reconstruction(dim=embed_dim, upsampler=upsampler)
         self.apply(init_transformer_weights)

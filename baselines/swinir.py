@@ -10,15 +10,14 @@ depends on ``img_size`` (the training patch size: 64 for the DF2K x4 classical a
 from __future__ import annotations
 
 import torch
-from timm.layers import DropPath
 from torch import nn
 
 from layers.init import init_transformer_weights
 from layers.padding import pad_symmetric
 from layers.registry import register_model
 from layers.sr_skeleton import SRSkeleton
-from layers.transformer import Mlp, TokenEmbed, tokens_to_image
-from layers.window_attention import WindowAttention, attend_in_windows, shifted_window_mask
+from layers.transformer import SwinBlockBase, TokenEmbed, drop_path_rates, tokens_to_image
+from layers.window_attention import attend_in_windows, shifted_window_mask
 
 
 def pad_like_swinir_test(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -32,7 +31,7 @@ def pad_like_swinir_test(x: torch.Tensor, window_size: int) -> torch.Tensor:
     return pad_symmetric(x, (h // window_size + 1) * window_size, (w // window_size + 1) * window_size)
 
 
-class SwinTransformerBlock(nn.Module):
+class SwinTransformerBlock(SwinBlockBase):
     """``x + (S)W-MSA(LN x)``, then ``x + MLP(LN x)``, on tokens [B, H*W, C].
 
     Args:
@@ -48,18 +47,9 @@ class SwinTransformerBlock(nn.Module):
 
     def __init__(self, *, dim: int, input_resolution: tuple[int, int], num_heads: int, window_size: int, shift: int,
                  mlp_ratio: float, drop_path: float) -> None:
-        super().__init__()
-        self.input_resolution = input_resolution
-        if min(input_resolution) <= window_size:
-            window_size, shift = min(input_resolution), 0
-        self.window_size = window_size
-        self.shift = shift
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim=dim, window_size=window_size, num_heads=num_heads, register_index=True)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim=dim, hidden=int(dim * mlp_ratio))
-        mask = shifted_window_mask(*input_resolution, window_size, shift) if shift else None
+        super().__init__(dim=dim, input_resolution=input_resolution, num_heads=num_heads, window_size=window_size,
+                         shift=shift, mlp_ratio=mlp_ratio, drop_path=drop_path, register_index=True)
+        mask = shifted_window_mask(*input_resolution, self.window_size, self.shift) if self.shift else None
         self.register_buffer("attn_mask", mask)
 
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], mask: torch.Tensor | None) -> torch.Tensor:
@@ -68,8 +58,7 @@ class SwinTransformerBlock(nn.Module):
         if self.shift and tuple(x_size) == tuple(self.input_resolution):
             mask = self.attn_mask
         attn = attend_in_windows(self.norm1(x).view(x.shape[0], h, w, -1), self.attn, shift=self.shift, mask=mask)
-        x = x + self.drop_path(attn.reshape(x.shape))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return self.mlp_residual(x + self.drop_path(attn.reshape(x.shape)))
 
 
 class BlockStack(nn.Module):
@@ -125,12 +114,10 @@ class SwinIR(SRSkeleton):
         self.window_size = window_size
         self.build_shallow(scale=scale, dim=embed_dim, img_range=img_range)
         self.patch_embed = TokenEmbed(dim=embed_dim)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        starts = [sum(depths[:i]) for i in range(len(depths))]
         self.layers = nn.ModuleList(
             RSTB(dim=embed_dim, input_resolution=(img_size, img_size), depth=d, num_heads=nh, window_size=window_size,
-                 mlp_ratio=mlp_ratio, drop_path=rates[s:s + d])
-            for d, nh, s in zip(depths, num_heads, starts))
+                 mlp_ratio=mlp_ratio, drop_path=rates)
+            for d, nh, rates in zip(depths, num_heads, drop_path_rates(depths, drop_path_rate)))
         self.norm = nn.LayerNorm(embed_dim)
         self.build_reconstruction(dim=embed_dim, upsampler=upsampler)
         self.apply(init_transformer_weights)
