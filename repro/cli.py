@@ -25,10 +25,40 @@ def _overrides(items: list[str]) -> dict:
     return out
 
 
-def cmd_evaluate(args) -> None:
-    from repro.evaluate import evaluate, format_means
+def positive_int(text: str) -> int:
+    """argparse type for a count that must be at least one (``--threads``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
-    result = evaluate(args.model, args.dataset, args.scale, args.out, data_mirror=args.data_mirror,
+
+def use_threads(threads: int | None) -> None:
+    """Give torch ``threads`` intra-op threads (None: leave its default, OMP_NUM_THREADS or one per core).
+
+    Called right after parsing, before a command loads a model or any data, so that all of its work runs with that
+    count. A workflow passes its rule's ``threads`` here so that jobs running side by side share the cores instead of
+    each taking all of them. numpy's BLAS (``imresize`` in ``prepare``) reads OPENBLAS_NUM_THREADS once, when numpy
+    loads; Snakemake sets it from the same ``threads``.
+
+    Args:
+        threads: at least one, or None.
+    """
+    if threads is None:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def cmd_evaluate(args) -> None:
+    from repro.evaluate import csv_in_folder, evaluate, format_means
+
+    out_csv = args.out_csv if args.out_csv is not None else csv_in_folder(args.out, args.dataset, args.scale)
+    result = evaluate(args.model, args.dataset, args.scale, out_csv, out_json=args.out_json, data_mirror=args.data_mirror,
                       data_dir=args.data_dir, prepared_dir=args.prepared, checkpoint=args.checkpoint,
                       overrides=_overrides(args.set), metric_weights=args.metric_weights, device=args.device,
                       tile=args.tile, metrics=tuple(args.metrics.split(",")) if args.metrics else None,
@@ -42,7 +72,7 @@ def cmd_prepare(args) -> None:
     from repro.data.prepare import prepare_sr
 
     written = prepare_sr(args.dataset, args.scale, args.out, data_mirror=args.data_mirror, data_dir=args.data_dir)
-    print(f"{args.dataset} x{args.scale}: {len(written)} pairs -> {args.out}")
+    print(f"{args.dataset} x{args.scale}: checksums verified, {len(written)} pairs -> {args.out}")
 
 
 def cmd_datasets(args) -> None:
@@ -75,11 +105,18 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--data-mirror", default=None, help="read-only folder laid out as <Set>/HR/... (e.g. ../shared/datasets)")
         p.add_argument("--data-dir", default="data", help="where downloaded sets go")
 
+    def threads_arg(p):
+        p.add_argument("--threads", type=positive_int, default=None,
+                       help="torch intra-op threads (default: torch's, one per core); the workflow passes its rule's threads")
+
     p = sub.add_parser("evaluate", help="per-image metrics of a model on a benchmark -> CSV")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--scale", type=int, default=4)
-    p.add_argument("--out", required=True, help="output folder; writes <Dataset>_x<scale>.csv and .json")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out-csv", default=None, help="the per-image CSV to write (the sidecar goes beside it as .json)")
+    out.add_argument("--out", default=None, metavar="DIR", help="by hand: writes DIR/<Dataset>_x<scale>.csv and .json")
+    p.add_argument("--out-json", default=None, help="the JSON sidecar (default: the CSV path with a .json suffix)")
     p.add_argument("--prepared", default=None, help="a folder made by `prepare` (HR/, LR/) instead of degrading on the fly")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--metric-weights", default=None, help="folder with NIQE/LPIPS/FID weight files")
@@ -89,13 +126,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model constructor override")
     p.add_argument("--quiet", action="store_true")
     data_args(p)
+    threads_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("prepare", help="write HR/LR pairs of an SR set")
+    p = sub.add_parser("prepare", help="check an SR set's checksums, then write its HR/LR pairs")
     p.add_argument("--dataset", required=True)
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--out", required=True)
     data_args(p)
+    threads_arg(p)
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("datasets", help="list the registered datasets and whether they are available")
@@ -116,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parser.parse_args(argv)
     tune_cpu_allocator()
+    use_threads(getattr(args, "threads", None))  # only the commands that compute (evaluate, prepare) take --threads
     try:
         args.func(args)
     except (OSError, ValueError, RuntimeError, KeyError) as err:

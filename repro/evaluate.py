@@ -1,12 +1,14 @@
 """Per-image evaluation of a registered network on an SR benchmark, written as CSV (one row per image + a mean row).
 
-Protocol (DESIGN.md section 5): HR cropped to a multiple of the scale, LR = MATLAB bicubic, the network output is
+Protocol (docs/protocol.md): HR cropped to a multiple of the scale, LR = MATLAB bicubic, the network output is
 clamped and rounded to uint8, then measured by the frozen protocol of ``repro.metrics``. Grayscale images (Set14's
 bridge) go through the network as three equal channels; the output's channel mean is their gray value, measured on
 its own channel as the literature does.
 
-Rows are appended to ``<out>/<Set>_x<s>.partial.csv`` as they are computed, so an interrupted run resumes where it
-stopped (for the same model, checkpoint and protocol) instead of starting over.
+The caller names the output CSV (the workflow's rule does); the JSON sidecar defaults to the same path with a
+``.json`` suffix, where ``repro.tables`` looks for it. Rows are appended to ``<csv stem>.partial.csv`` beside the CSV
+as they are computed, so an interrupted run resumes where it stopped (for the same model, checkpoint and protocol)
+instead of starting over.
 """
 
 from __future__ import annotations
@@ -23,10 +25,42 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from repro import build_model
 from repro.data.io import as_rgb, read_image
 from repro.data.prepare import SRPair, load_pairs, make_pair
 from repro.data.registry import get_dataset, image_files, locate
-from repro import build_model
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where one evaluation writes: the result files, and the partial ones it resumes from."""
+
+    csv: Path
+    json: Path
+    partial_csv: Path
+    partial_json: Path
+
+
+def output_paths(out_csv: str | Path, out_json: str | Path | None = None) -> OutputPaths:
+    """The files of an evaluation writing ``out_csv``; the one place their names are derived.
+
+    Args:
+        out_csv: the per-image CSV, ending in ``.csv``.
+        out_json: the sidecar; default ``out_csv`` with a ``.json`` suffix (where ``repro.tables`` reads it).
+    """
+    out_csv = Path(out_csv)
+    if out_csv.suffix != ".csv" or out_csv.is_dir():
+        raise ValueError(f"{out_csv}: the evaluation output must be a .csv file path (got a folder or another suffix)")
+    out_json = out_csv.with_suffix(".json") if out_json is None else Path(out_json)
+    if out_json == out_csv:
+        raise ValueError(f"{out_json}: the JSON sidecar cannot be the CSV itself")
+    return OutputPaths(csv=out_csv, json=out_json, partial_csv=out_csv.with_suffix(".partial.csv"),
+                       partial_json=out_csv.with_suffix(".partial.json"))
+
+
+def csv_in_folder(out_dir: str | Path, dataset: str, scale: int) -> Path:
+    """``<out_dir>/<Set>_x<scale>.csv``, the layout the workflow uses, for runs by hand (``--out DIR``)."""
+    return Path(out_dir) / f"{get_dataset(dataset).name}_x{scale}.csv"
 
 
 @dataclass(frozen=True)
@@ -109,24 +143,40 @@ def iter_pairs(dataset: str, scale: int, *, data_mirror, data_dir, prepared_dir)
     return [(f.stem, (lambda f=f: make_pair(read_image(f), scale, name=str(f)))) for f in image_files(folder)]
 
 
-def evaluate(model_name: str, dataset: str, scale: int, out_dir: str | Path, *, data_mirror: str | Path | None = None,
-             data_dir: str | Path = "data", prepared_dir: str | Path | None = None, checkpoint: str | Path | None = None,
-             overrides: dict | None = None, metric_weights: str | Path | None = None, device: str = "cpu",
-             tile: int | None = None, metrics: tuple[str, ...] | None = None, progress: bool = True) -> EvalResult:
-    """Evaluate ``model_name`` on ``dataset`` at ``scale``; writes ``<out_dir>/<Dataset>_x<scale>.{csv,json}``.
+def _resume(paths: OutputPaths, run_key: dict, columns: list[str]) -> dict[str, dict]:
+    """The rows a stopped run of the same ``run_key`` left in the partial CSV; otherwise start a fresh partial CSV."""
+    if paths.partial_json.exists() and paths.partial_csv.exists() and json.loads(paths.partial_json.read_text()) == run_key:
+        with open(paths.partial_csv) as fh:
+            return {r["image"]: r for r in csv.DictReader(fh)}
+    paths.partial_json.write_text(json.dumps(run_key))
+    paths.partial_csv.write_text(",".join(columns) + "\n")
+    return {}
 
-    ``metrics`` selects a subset of the protocol's metrics (default: all); ``tile`` runs large images in tiles.
+
+def evaluate(model_name: str, dataset: str, scale: int, out_csv: str | Path, *, out_json: str | Path | None = None,
+             data_mirror: str | Path | None = None, data_dir: str | Path = "data", prepared_dir: str | Path | None = None,
+             checkpoint: str | Path | None = None, overrides: dict | None = None, metric_weights: str | Path | None = None,
+             device: str = "cpu", tile: int | None = None, metrics: tuple[str, ...] | None = None,
+             progress: bool = True) -> EvalResult:
+    """Evaluate ``model_name`` on ``dataset`` at ``scale``; writes the per-image CSV and its JSON sidecar.
+
+    Args:
+        model_name, dataset, scale: what to evaluate (registry names, SR scale).
+        out_csv: the per-image CSV to write (``csv_in_folder`` gives the workflow's layout).
+        out_json: the sidecar; default ``out_csv`` with a ``.json`` suffix.
+        prepared_dir: a folder made by ``prepare`` (HR/, LR/); without one the set is located and degraded here.
+        metrics: a subset of the protocol's metrics (default: all).
+        tile: run large images in LR tiles of this size.
     """
     from repro.metrics import get_protocol
 
     spec = get_dataset(dataset)
     if spec.task != "sr":
         raise ValueError(f"evaluate: {spec.name} is a {spec.task} set; SR evaluation needs an SR set")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{spec.name}_x{scale}"
-    csv_path, json_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.json"
-    partial_csv, partial_json = out_dir / f"{stem}.partial.csv", out_dir / f"{stem}.partial.json"
+    paths = output_paths(out_csv, out_json)
+    for path in (paths.csv, paths.json):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    stem = paths.csv.stem
 
     model = build_model(model_name, scale=scale, **(overrides or {}))
     if checkpoint is not None:
@@ -137,17 +187,11 @@ def evaluate(model_name: str, dataset: str, scale: int, out_dir: str | Path, *, 
     run_key = {"model": model_name, "overrides": overrides or {}, "checkpoint": str(checkpoint) if checkpoint else None,
                "protocol": protocol.name, "metrics": list(protocol.metrics), "tile": tile}
 
-    done: dict[str, dict] = {}
-    if partial_json.exists() and partial_csv.exists() and json.loads(partial_json.read_text()) == run_key:
-        with open(partial_csv) as fh:
-            done = {r["image"]: r for r in csv.DictReader(fh)}
-    else:
-        partial_json.write_text(json.dumps(run_key))
-        partial_csv.write_text(",".join(columns) + "\n")
+    done = _resume(paths, run_key, columns)
 
     pairs = iter_pairs(spec.name, scale, data_mirror=data_mirror, data_dir=data_dir, prepared_dir=prepared_dir)
     rows = []
-    with open(partial_csv, "a", newline="") as fh:
+    with open(paths.partial_csv, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         for name, load in tqdm(pairs, desc=f"{model_name} {stem}", disable=not progress, unit="img"):
             if name in done:
@@ -172,19 +216,19 @@ def evaluate(model_name: str, dataset: str, scale: int, out_dir: str | Path, *, 
         if m not in protocol.missing and np.isnan(values).any():
             names = [r["image"] for r, v in zip(rows, values) if np.isnan(v)]
             undefined[m] = f"undefined for {len(names)} of {len(rows)} images ({', '.join(names)}); mean over the rest"
-    with open(csv_path, "w", newline="") as fh:
+    with open(paths.csv, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
         writer.writerow({"image": "mean", **means})
     meta = {"model": model_name, "dataset": spec.name, "scale": scale, "protocol": protocol.name,
             "n_images": len(rows), "missing": dict(protocol.missing), "undefined": undefined, "checkpoint": run_key["checkpoint"],
-            "overrides": run_key["overrides"], "tile": tile, "device": device, "git_sha": _git_sha(),
+            "overrides": run_key["overrides"], "tile": tile, "device": device, "threads": torch.get_num_threads(), "git_sha": _git_sha(),
             "versions": _versions()}
-    json_path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    partial_csv.unlink()
-    partial_json.unlink()
-    return EvalResult(csv_path=csv_path, json_path=json_path, means=means, missing=dict(protocol.missing))
+    paths.json.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    paths.partial_csv.unlink()
+    paths.partial_json.unlink()
+    return EvalResult(csv_path=paths.csv, json_path=paths.json, means=means, missing=dict(protocol.missing))
 
 
 def format_means(result: EvalResult) -> str:

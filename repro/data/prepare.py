@@ -31,10 +31,20 @@ def make_pair(hr: np.ndarray, scale: int, *, name: str = "<array>") -> SRPair:
 
 def prepare_sr(dataset: str, scale: int, out_dir: str | Path, *, data_mirror: str | Path | None = None,
                data_dir: str | Path = "data") -> list[Path]:
-    """Write the HR/LR pairs of ``dataset`` at ``scale`` under ``out_dir``; returns the LR paths."""
+    """Write the HR/LR pairs of ``dataset`` at ``scale`` under ``out_dir``; returns the LR paths.
+
+    The set is checked against its manifest first, and nothing is written when a file fails (the workflow plans its
+    jobs from the files present without hashing them, so this is where a corrupted copy is caught, by name).
+
+    Args:
+        dataset: registry name of an SR set.
+        scale: 2, 3, 4 or 8.
+        out_dir: gets ``HR/`` and ``LR/``.
+        data_mirror, data_dir: where to look for the set (see ``repro.data.registry.locate``).
+    """
     if scale not in (2, 3, 4, 8):
         raise ValueError(f"prepare_sr: unsupported scale {scale} (expected 2, 3, 4 or 8)")
-    folder = locate(dataset, data_mirror=data_mirror, data_dir=data_dir)
+    folder = locate(dataset, data_mirror=data_mirror, data_dir=data_dir, checksums=True)
     out_dir = Path(out_dir)
     written = []
     for path in image_files(folder):

@@ -2,8 +2,9 @@
 
 A set is looked up, in order, in the config's ``data_mirror`` (a read-only folder laid out like ../shared/datasets,
 ``<Set>/HR/...``), then in the harness's own ``data_dir`` (where downloads land), and is downloaded there when it is
-in neither and the network is allowed. Every file with a known checksum is checked; offline with no copy, the
-error names the set and says how to provide it.
+in neither and the network is allowed. Every file with a known checksum is checked (``locate(checksums=False)`` only
+looks for the files, for a workflow that plans its jobs from the sets present); offline with no copy, the error names
+the set and says how to provide it.
 """
 
 from __future__ import annotations
@@ -91,11 +92,15 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def verify(spec: DatasetSpec, root: Path, *, pixels: bool = False) -> list[str]:
-    """Problems with the copy of ``spec`` under ``root`` (empty list when it checks out).
+def missing_files(spec: DatasetSpec, root: Path) -> list[str]:
+    """What the copy of ``spec`` under ``root`` lacks, judged by file names and count alone (empty list when complete).
 
-    Files are matched by name; a file whose bytes differ is accepted when its decoded pixels match (a PNG decoded
-    from the original JPEG is the same image), which is checked only then, or always with ``pixels=True``.
+    No file is opened, so this is cheap enough to run for every set whenever a workflow builds its DAG; ``verify``
+    adds the checksums.
+
+    Args:
+        spec: the dataset.
+        root: a mirror or data_dir, holding ``spec.folder``.
     """
     folder = root / spec.folder
     if not folder.is_dir():
@@ -105,22 +110,45 @@ def verify(spec: DatasetSpec, root: Path, *, pixels: bool = False) -> list[str]:
         if spec.count is not None and len(files) != spec.count:
             return [f"{folder}: expected {spec.count} images, found {len(files)}"]
         return [] if files else [f"{folder}: no images"]
+    stems = {p.stem for p in files}
+    return [f"{folder / Path(entry.file).name}: missing" for entry in load_manifest(spec.manifest)
+            if Path(entry.file).stem not in stems]
+
+
+def checksum_mismatches(spec: DatasetSpec, root: Path, *, pixels: bool = False) -> list[str]:
+    """The files of ``spec`` under ``root`` whose checksums differ from the manifest (files not there are skipped).
+
+    Files are matched by name; a file whose bytes differ is accepted when its decoded pixels match (a PNG decoded
+    from the original JPEG is the same image), which is checked only then, or always with ``pixels=True``.
+
+    Args:
+        spec: the dataset; one without a manifest has nothing to check.
+        root: a mirror or data_dir, holding ``spec.folder``.
+        pixels: also compare the decoded pixels of files whose bytes match.
+    """
+    folder = root / spec.folder
+    if spec.manifest is None or not folder.is_dir():
+        return []
+    by_stem = {p.stem: p for p in image_files(folder)}
     problems = []
-    by_stem = {p.stem: p for p in files}
     for entry in load_manifest(spec.manifest):
-        stem = Path(entry.file).stem
-        path = by_stem.get(stem)
+        path = by_stem.get(Path(entry.file).stem)
         if path is None:
-            problems.append(f"{folder / Path(entry.file).name}: missing")
-            continue
+            continue  # reported by missing_files
         same_bytes = path.suffix == Path(entry.file).suffix and sha256_file(path) == entry.sha256
         if (pixels or not same_bytes) and sha256_pixels(path) != entry.decoded_sha256:
             problems.append(f"{path}: checksum mismatch (neither the file nor its decoded pixels match the manifest)")
     return problems
 
 
+def verify(spec: DatasetSpec, root: Path, *, pixels: bool = False) -> list[str]:
+    """Problems with the copy of ``spec`` under ``root`` (empty list when it checks out): missing files, then
+    checksum mismatches (see ``checksum_mismatches`` for ``pixels``)."""
+    return missing_files(spec, root) + checksum_mismatches(spec, root, pixels=pixels)
+
+
 def locate(name: str, *, data_mirror: str | Path | None = None, data_dir: str | Path = "data",
-           download: bool | None = None) -> Path:
+           download: bool | None = None, checksums: bool = True) -> Path:
     """The folder holding the images of dataset ``name``, checked against its manifest.
 
     Args:
@@ -128,13 +156,15 @@ def locate(name: str, *, data_mirror: str | Path | None = None, data_dir: str | 
         data_mirror: a read-only folder laid out as ``<Set>/HR/...``; searched first.
         data_dir: the harness's data folder; downloads land here.
         download: fetch the set when it is nowhere local. Default: unless ``REPRO_OFFLINE=1``.
+        checksums: hash every file against the manifest. False checks only that the files are there (names and
+            count), which reads no file: for deciding which sets a workflow plans, whose jobs then check the sums.
     """
     spec = get_dataset(name)
     tried = []
     for root in ([Path(data_mirror)] if data_mirror else []) + [Path(data_dir)]:
         folder = root / spec.folder
         if folder.is_dir():
-            problems = verify(spec, root)
+            problems = verify(spec, root) if checksums else missing_files(spec, root)
             if problems:
                 shown = "\n  ".join(problems[:10]) + ("\n  ..." if len(problems) > 10 else "")
                 raise DatasetError(f"dataset {spec.name} at {folder} fails its checks:\n  {shown}")
@@ -149,7 +179,7 @@ def locate(name: str, *, data_mirror: str | Path | None = None, data_dir: str | 
             fetch(spec, Path(data_dir))
         except OSError as err:
             raise DatasetError(_missing_message(spec, tried, f"download failed: {err}")) from err
-        return locate(name, data_mirror=None, data_dir=data_dir, download=False)
+        return locate(name, data_mirror=None, data_dir=data_dir, download=False, checksums=checksums)
     raise DatasetError(_missing_message(spec, tried, "offline (REPRO_OFFLINE=1)"))
 
 
@@ -160,5 +190,5 @@ def _missing_message(spec: DatasetSpec, tried: list[str], why: str) -> str:
             f"T91, BSD200 and the inpainting samples (see its MANIFEST.md).")
 
 
-__all__ = ["DATASETS", "DatasetError", "DatasetSpec", "ManifestEntry", "MANIFEST_DIR", "get_dataset", "image_files",
-           "list_datasets", "locate", "verify"]
+__all__ = ["DATASETS", "MANIFEST_DIR", "DatasetError", "DatasetSpec", "ManifestEntry", "checksum_mismatches", "get_dataset",
+           "image_files", "list_datasets", "locate", "missing_files", "verify"]

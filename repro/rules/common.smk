@@ -25,12 +25,30 @@ def weights_arg():
     return f"--metric-weights {config['metric_weights']}" if config.get("metric_weights") else ""
 
 
+def job_settings(step):
+    """The config's threads, mem_mb and runtime (minutes) for the jobs of one step.
+
+    Args:
+        step: a key of the config's ``resources`` (prepare, evaluate, table).
+    """
+    return config["resources"][step]
+
+
 def present_sets(names):
-    """The configured sets found locally (mirror or data_dir); the others are skipped with a note, not downloaded."""
+    """The configured sets found locally (mirror or data_dir); the others are skipped with a note, not downloaded.
+
+    Only the file names are checked here, because the DAG is built at every invocation (a dry run too) and hashing
+    would read every image of every configured set each time. The prepare job checks the checksums and fails
+    naming the file.
+
+    Args:
+        names: dataset names from the config.
+    """
     found = []
     for name in names:
         try:
-            locate(name, data_mirror=config.get("data_mirror"), data_dir=config["data_dir"], download=False)
+            locate(name, data_mirror=config.get("data_mirror"), data_dir=config["data_dir"], download=False,
+                   checksums=False)
             found.append(name)
         except DatasetError as err:
             print(f"[repro] skipping {name}: {str(err).split(';')[0]}", file=sys.stderr)

@@ -8,10 +8,14 @@ rule evaluate_sr:
         "logs/evaluate/{model}/{dataset}_x{scale}.log",
     benchmark:
         "results/benchmarks/evaluate/{model}/{dataset}_x{scale}.tsv"
+    threads: job_settings("evaluate")["threads"]
+    resources:
+        mem_mb=job_settings("evaluate")["mem_mb"],
+        runtime=job_settings("evaluate")["runtime"],
     params:
         weights=weights_arg(),
-        device=config.get("device", "cpu"),
+        device=config["device"],
     shell:
         "{PYTHON} -m repro evaluate --model {wildcards.model} --dataset {wildcards.dataset} --scale {wildcards.scale}"
-        " --prepared {input} --out results/eval/{wildcards.model} {params.weights} --device {params.device} --quiet"
-        " > {log} 2>&1"
+        " --prepared {input} --out-csv {output.csv} --out-json {output.meta} {params.weights} --device {params.device}"
+        " --threads {threads} --quiet > {log} 2>&1"

@@ -13,8 +13,13 @@ rule table3:
         tex="tables/table3.tex",
     log:
         "logs/tables/table3.log",
+    threads: job_settings("table")["threads"]
+    resources:
+        mem_mb=job_settings("table")["mem_mb"],
+        runtime=job_settings("table")["runtime"],
     params:
+        published_dir=PUBLISHED,
         tolerances=json.dumps(config["tolerances"]),
     shell:
-        "{PYTHON} -m repro table --table 3 --eval {input.evals} --published {PUBLISHED}"
+        "{PYTHON} -m repro table --table 3 --eval {input.evals} --published {params.published_dir}"
         " --tolerances '{params.tolerances}' --extra-published {input.literature} --out-csv {output.csv} --out-tex {output.tex} > {log} 2>&1"

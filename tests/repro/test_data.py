@@ -52,15 +52,45 @@ def _copy_set(data_mirror: Path, dest: Path, name: str) -> Path:
     return dest / spec.folder
 
 
+def _flip_a_pixel(path: Path) -> None:
+    """Corrupt an image so that both its bytes and its pixels differ from the manifest."""
+    img = np.asarray(Image.open(path)).copy()
+    img[0, 0, 0] ^= 1
+    Image.fromarray(img).save(path)
+
+
 def test_checksum_mismatch_and_missing_file_are_named(data_mirror, tmp_path):
     folder = _copy_set(data_mirror, tmp_path, "Set5")
-    img = np.asarray(Image.open(folder / "bird.png")).copy()
-    img[0, 0, 0] ^= 1
-    Image.fromarray(img).save(folder / "bird.png")
+    _flip_a_pixel(folder / "bird.png")
     (folder / "head.png").unlink()
     with pytest.raises(DatasetError) as err:
         locate("Set5", data_mirror=tmp_path, download=False)
     assert "bird.png: checksum mismatch" in str(err.value) and "head.png: missing" in str(err.value)
+
+
+def _never_hash(path):
+    raise AssertionError(f"{path} was hashed")
+
+
+def test_presence_check_reads_no_file_but_names_a_missing_one(data_mirror, tmp_path, monkeypatch):
+    # What the workflow asks when it builds its DAG: every set of a config, at every invocation, so no hashing.
+    monkeypatch.setattr(registry, "sha256_file", _never_hash)
+    monkeypatch.setattr(registry, "sha256_pixels", _never_hash)
+    for name in ("Set5", "Set14", "BSD100", "Urban100"):
+        assert locate(name, data_mirror=data_mirror, download=False, checksums=False) == data_mirror / get_dataset(name).folder
+    folder = _copy_set(data_mirror, tmp_path, "Set5")
+    (folder / "head.png").unlink()
+    with pytest.raises(DatasetError, match="head.png: missing"):
+        locate("Set5", data_mirror=tmp_path, download=False, checksums=False)
+
+
+def test_a_corrupted_file_passes_the_presence_check_and_fails_prepare(data_mirror, tmp_path):
+    folder = _copy_set(data_mirror, tmp_path / "mirror", "Set5")
+    _flip_a_pixel(folder / "bird.png")
+    assert locate("Set5", data_mirror=tmp_path / "mirror", download=False, checksums=False) == folder
+    with pytest.raises(DatasetError, match=r"bird\.png: checksum mismatch"):
+        prepare_sr("Set5", 4, tmp_path / "Set5_x4", data_mirror=tmp_path / "mirror", data_dir=tmp_path / "data")
+    assert not (tmp_path / "Set5_x4").exists()  # checked before anything is written
 
 
 def test_png_of_a_jpeg_set_is_accepted_by_its_pixels(data_mirror, tmp_path, monkeypatch):
