@@ -1,6 +1,6 @@
 """DiffIR (stage 1, stage 2, inpainting) and the IPR prior pieces in layers/prior.py.
 
-Oracles: the official parameter counts (ARCH.md §1, measured on the upstream code), an analytic count written from
+Oracles: the official parameter counts (measured by building the upstream Zj-BinXia/DiffIR classes), an analytic count written from
 the official module definitions, the official state-dict key layout (recorded below in compact form from
 Zj-BinXia/DiffIR S1_arch.py / S2_arch.py / ldm/ddpm.py), the verified T=4 schedule values, and closed-form
 properties of the DDPM posterior.

@@ -9,7 +9,7 @@ import torch
 from baselines.mambair import SS2D
 from repro import build_model
 
-# Parameter counts of the official csguoh/MambaIR MambaIR class with the released option files (reference notes, ARCH.md §2).
+# Parameter counts of the official csguoh/MambaIR MambaIR class with the released option files (measured by building the upstream classes).
 OFFICIAL_PARAMS = {("mambair", 4): 20_569_575, ("mambair", 2): 20_421_863,
                    ("mambair_light", 4): 924_492, ("mambair_light", 2): 905_016}
 

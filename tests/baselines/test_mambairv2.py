@@ -9,7 +9,7 @@ import torch
 from baselines.mambairv2 import mirror_pad
 from repro import build_model
 
-# Parameter counts of the official MambaIRv2 / MambaIRv2Light classes with the released option files (ARCH.md §2).
+# Parameter counts of the official MambaIRv2 / MambaIRv2Light classes with the released option files (measured by building the upstream classes).
 OFFICIAL_PARAMS = {("mambairv2", 4): 23_050_713, ("mambairv2", 2): 22_903_001,
                    ("mambairv2_light", 4): 789_680, ("mambairv2_light", 2): 774_092}
 
