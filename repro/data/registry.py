@@ -119,7 +119,8 @@ def checksum_mismatches(spec: DatasetSpec, root: Path, *, pixels: bool = False) 
     """The files of ``spec`` under ``root`` whose checksums differ from the manifest (files not there are skipped).
 
     Files are matched by name; a file whose bytes differ is accepted when its decoded pixels match (a PNG decoded
-    from the original JPEG is the same image), which is checked only then, or always with ``pixels=True``.
+    from the original JPEG is the same image), which is checked only then, or always with ``pixels=True``. A file
+    that does not decode (truncated, corrupt) is a problem that names it, like a mismatch.
 
     Args:
         spec: the dataset; one without a manifest has nothing to check.
@@ -136,7 +137,15 @@ def checksum_mismatches(spec: DatasetSpec, root: Path, *, pixels: bool = False) 
         if path is None:
             continue  # reported by missing_files
         same_bytes = path.suffix == Path(entry.file).suffix and sha256_file(path) == entry.sha256
-        if (pixels or not same_bytes) and sha256_pixels(path) != entry.decoded_sha256:
+        if same_bytes and not pixels:
+            continue
+        try:
+            decoded = sha256_pixels(path)
+        except (OSError, SyntaxError, ValueError) as err:
+            # PIL's decode errors ("image file is truncated") do not say which file; read_image's wording does.
+            problems.append(f"{path}: cannot decode image ({err}); the file is corrupt, truncated or not an image")
+            continue
+        if decoded != entry.decoded_sha256:
             problems.append(f"{path}: checksum mismatch (neither the file nor its decoded pixels match the manifest)")
     return problems
 

@@ -200,3 +200,19 @@ def test_load_pairs_rejects_sizes_that_do_not_match_the_scale(tmp_path):
     Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(tmp_path / "LR" / "a.png")
     with pytest.raises(ImageError, match="does not match LR"):
         load_pairs(tmp_path, 4)
+
+
+def test_a_truncated_file_in_the_mirror_is_named(data_mirror, tmp_path, capsys):
+    # PIL's own message ("image file is truncated") names no file; the checksum pass must say which one it was.
+    folder = _copy_set(data_mirror, tmp_path / "mirror", "Set5")
+    bird = folder / "bird.png"
+    bird.write_bytes(bird.read_bytes()[:5000])
+    assert verify(get_dataset("Set5"), tmp_path / "mirror", pixels=True) == [
+        f"{bird}: cannot decode image (image file is truncated); the file is corrupt, truncated or not an image"]
+    from repro.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["prepare", "--dataset", "Set5", "--scale", "4", "--out", str(tmp_path / "Set5_x4"),
+              "--data-mirror", str(tmp_path / "mirror"), "--data-dir", str(tmp_path / "data")])
+    assert f"{bird}: cannot decode image" in capsys.readouterr().err
+    assert not (tmp_path / "Set5_x4").exists()
