@@ -5,17 +5,25 @@ clamped and rounded to uint8, then measured by the frozen protocol of ``repro.me
 bridge) go through the network as three equal channels; the output's channel mean is their gray value, measured on
 its own channel as the literature does.
 
+What is evaluated: a registered network, with the weights of a checkpoint (``read_checkpoint``: the harness
+trainer's, whose model name, scale and overrides then build the network, or an official BasicSR/KAIR one), raw or
+EMA (``--weights``). Stage-2 diffusion networks start from noise, seeded per image (``--seed``); stage-1 networks
+need the ground truth and are refused. How each image is fed: the plain forward or the authors' test procedure
+(``--procedure``, ``repro.test_procedures``), optionally as an x8 self-ensemble; the uint8 outputs can be saved.
+
 The caller names the output CSV (the workflow's rule does); the JSON sidecar defaults to the same path with a
 ``.json`` suffix, where ``repro.tables`` looks for it. Rows are appended to ``<csv stem>.partial.csv`` beside the CSV
-as they are computed, so an interrupted run resumes where it stopped (for the same model, checkpoint and protocol)
-instead of starting over.
+as they are computed, so an interrupted run resumes where it stopped (for the same model, checkpoint file and
+weights, seed, self-ensemble, procedure and protocol: the run key) instead of starting over.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
+import pickle
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -25,10 +33,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from repro import build_model
-from repro.data.io import as_rgb, read_image
+from repro import build_model, get_descriptor
+from repro.data.io import as_rgb, read_image, write_png
 from repro.data.prepare import SRPair, load_pairs, make_pair
 from repro.data.registry import get_dataset, image_files, locate
+from repro.test_procedures import PROCEDURES, official_procedure, self_ensemble_forward
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ class EvalResult:
     json_path: Path
     means: dict[str, float]
     missing: dict[str, str]
+    model: str = ""
+    scale: int = 0
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -84,17 +95,168 @@ def to_uint8(out: torch.Tensor, *, gray: bool) -> np.ndarray:
     return np.floor(arr + 0.5).astype(np.uint8)
 
 
-def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
-    """Load a checkpoint saved by the harness ({'model': ...}) or an official one ({'params_ema'|'params': ...})."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("model", "params_ema", "params", "state_dict"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-            break
+WEIGHTS = ("raw", "ema")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file, read once: its weights by kind and, for the harness's own, what it was trained as.
+
+    Kinds: ``"harness"`` (the trainer's dict, ``{"format": 1, "model", "ema", "step", "model_name", "scale",
+    "model_overrides", "config_hash"}``), ``"official"`` (BasicSR/KAIR: ``params_ema`` and/or ``params``),
+    ``"state_dict"`` (a dict under ``state_dict``, or a bare state dict).
+
+    ``weights`` maps ``"raw"``/``"ema"`` to (label for the sidecar, state dict) for those the file holds.
+    """
+
+    path: Path
+    kind: str
+    weights: dict[str, tuple[str, dict]]
+    sha256: str
+    step: int | None = None
+    model_name: str | None = None
+    scale: int | None = None
+    model_overrides: dict | None = None
+    config_hash: str | None = None
+
+    @property
+    def default_weights(self) -> str:
+        """EMA where the file has it, else the raw weights."""
+        return "ema" if "ema" in self.weights else "raw"
+
+    def select(self, weights: str | None = None) -> tuple[str, dict]:
+        """(label, state dict) of ``weights`` (``"raw"``, ``"ema"``, None: the default)."""
+        weights = self.default_weights if weights is None else weights
+        if weights not in WEIGHTS:
+            raise ValueError(f"--weights must be one of {WEIGHTS}, got {weights!r}")
+        if weights not in self.weights:
+            have = ", ".join(label for label, _ in self.weights.values())
+            raise ValueError(f"{self.path}: has no {weights} weights (it holds: {have})")
+        return self.weights[weights]
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _clean_state_dict(state: dict) -> dict:
+    """Drop the wrapper a DataParallel/DDP model or an ``AveragedModel`` EMA adds (``module.`` keys, ``n_averaged``)."""
+    state = {k: v for k, v in state.items() if k != "n_averaged"}
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _numpy_globals() -> list:
+    """What unpickling a numpy array needs (the trainer's checkpoints hold numpy's RNG state): data, not code."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, *{type(np.dtype(c)) for c in np.typecodes["All"]}]
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a harness, official or bare checkpoint on the CPU.
+
+    ``torch.load(weights_only=True)``, which rebuilds tensors, containers, numbers, strings and (for the trainer's
+    RNG state) numpy arrays, but runs no code from the file.
+    """
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise RuntimeError(f"{path}: holds objects that torch.load(weights_only=True) refuses to rebuild: {err}") from err
+    sha = _sha256(path)
+    what = f"a {type(obj).__name__}"
+    if isinstance(obj, dict):
+        what = f"a dict with keys {', '.join(map(str, list(obj)[:8]))}"
+    else:
+        obj = {}
+    if "format" in obj or isinstance(obj.get("model"), dict):
+        if obj.get("format", 1) != 1:
+            raise ValueError(f"{path}: harness checkpoint format {obj['format']!r}; this version reads format 1")
+        if not isinstance(obj.get("model"), dict):
+            raise ValueError(f"{path}: harness checkpoint without a 'model' state dict")
+        weights = {"raw": ("raw", _clean_state_dict(obj["model"]))}
+        if isinstance(obj.get("ema"), dict) and obj["ema"]:
+            weights["ema"] = ("ema", _clean_state_dict(obj["ema"]))
+        scale = obj.get("scale")
+        return Checkpoint(path=path, kind="harness", weights=weights, sha256=sha, step=obj.get("step"),
+                          model_name=obj.get("model_name"), scale=int(scale) if scale is not None else None,
+                          model_overrides=dict(obj.get("model_overrides") or {}), config_hash=obj.get("config_hash"))
+    official = {w: (f"official {key}", _clean_state_dict(obj[key]))
+                for w, key in (("ema", "params_ema"), ("raw", "params")) if isinstance(obj.get(key), dict)}
+    if official:
+        return Checkpoint(path=path, kind="official", weights=official, sha256=sha)
+    if isinstance(obj.get("state_dict"), dict):
+        return Checkpoint(path=path, kind="state_dict", weights={"raw": ("state_dict", _clean_state_dict(obj["state_dict"]))},
+                          sha256=sha)
+    if _is_state_dict(obj):
+        return Checkpoint(path=path, kind="state_dict", weights={"raw": ("bare state dict", _clean_state_dict(obj))},
+                          sha256=sha)
+    raise ValueError(f"{path}: not a checkpoint: no 'model', 'params_ema', 'params' or 'state_dict' entry, and not "
+                     f"a state dict (it holds {what})")
+
+
+def load_checkpoint(model: torch.nn.Module, path: str | Path | Checkpoint, *, weights: str | None = None) -> str:
+    """Load a checkpoint saved by the harness ({'model', 'ema', ...}) or an official one ({'params_ema'|'params'}).
+
+    Args:
+        weights: ``"raw"`` or ``"ema"`` (official: ``params`` / ``params_ema``); default EMA where the file has it.
+
+    Returns:
+        the label of the weights loaded (``"ema"``, ``"raw"``, ``"official params_ema"``, ...).
+    """
+    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
+    label, state = ckpt.select(weights)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise RuntimeError(f"{path}: checkpoint does not fit the model: {err}") from err
+        raise RuntimeError(f"{ckpt.path}: checkpoint ({label}) does not fit the model: {err}") from err
+    return label
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build: the registry name, the scale and the constructor overrides."""
+
+    name: str
+    scale: int
+    overrides: dict
+
+
+def resolve_model(model_name: str | None, scale: int | None, overrides: dict | None,
+                  checkpoint: Checkpoint | None) -> ModelSpec:
+    """The network to build; a harness checkpoint fills in what the caller leaves out (None).
+
+    The model name and the overrides default to the checkpoint's ``model_name`` and ``model_overrides`` (its
+    overrides only when the model is the checkpoint's own); the scale defaults to the checkpoint's, and a scale
+    given that differs from it is an error. Without a harness checkpoint the model name is required, the scale
+    defaults to 4 and the overrides to none.
+    """
+    harness = checkpoint is not None and checkpoint.kind == "harness"
+    if model_name is None:
+        if not harness or not checkpoint.model_name:
+            raise ValueError("--model is required unless --checkpoint is a harness checkpoint that names its model")
+        model_name = checkpoint.model_name
+    if harness and checkpoint.scale is not None:
+        if scale is not None and int(scale) != checkpoint.scale:
+            raise ValueError(f"{checkpoint.path}: the checkpoint was trained at x{checkpoint.scale}, not x{scale}; "
+                             f"pass --scale {checkpoint.scale} (or leave --scale out)")
+        scale = checkpoint.scale
+    if overrides is None:
+        overrides = dict(checkpoint.model_overrides or {}) if harness and model_name == checkpoint.model_name else {}
+    return ModelSpec(name=model_name, scale=4 if scale is None else int(scale), overrides=dict(overrides))
 
 
 def tiled_forward(model: torch.nn.Module, lr: torch.Tensor, scale: int, *, tile: int, context: int = 16) -> torch.Tensor:
@@ -153,18 +315,39 @@ def _resume(paths: OutputPaths, run_key: dict, columns: list[str]) -> dict[str, 
     return {}
 
 
-def evaluate(model_name: str, dataset: str, scale: int, out_csv: str | Path, *, out_json: str | Path | None = None,
-             data_mirror: str | Path | None = None, data_dir: str | Path = "data", prepared_dir: str | Path | None = None,
-             checkpoint: str | Path | None = None, overrides: dict | None = None, metric_weights: str | Path | None = None,
+def _check_restoration_model(name: str, scale: int, overrides: dict):
+    """The descriptor of a network that restores an LR image on its own; stage 1 and non-SR networks are errors."""
+    desc = get_descriptor(name, scale=scale, **overrides)
+    if desc.task != "sr":
+        raise ValueError(f"evaluate: {name!r} is a {desc.task} network; SR evaluation needs an SR network")
+    if desc.stage == 1:
+        raise ValueError(f"evaluate: {name!r} is stage 1 of a two-stage model: its forward(lq, gt) encodes the ground "
+                         "truth, so it is not a restoration model on its own; evaluate the stage-2 model instead")
+    return desc
+
+
+def evaluate(model_name: str | None, dataset: str, scale: int | None, out_csv: str | Path, *,
+             out_json: str | Path | None = None, data_mirror: str | Path | None = None, data_dir: str | Path = "data",
+             prepared_dir: str | Path | None = None, checkpoint: str | Path | Checkpoint | None = None,
+             overrides: dict | None = None, weights: str | None = None, seed: int = 0, self_ensemble: bool = False,
+             procedure: str = "harness", save_images: str | Path | None = None, metric_weights: str | Path | None = None,
              device: str = "cpu", tile: int | None = None, metrics: tuple[str, ...] | None = None,
              progress: bool = True) -> EvalResult:
-    """Evaluate ``model_name`` on ``dataset`` at ``scale``; writes the per-image CSV and its JSON sidecar.
+    """Evaluate a network on ``dataset``; writes the per-image CSV and its JSON sidecar.
 
     Args:
-        model_name, dataset, scale: what to evaluate (registry names, SR scale).
+        model_name, dataset, scale: what to evaluate (registry names, SR scale). With a harness checkpoint,
+            ``model_name``, ``scale`` and ``overrides`` left None come from the checkpoint (``resolve_model``).
         out_csv: the per-image CSV to write (``csv_in_folder`` gives the workflow's layout).
         out_json: the sidecar; default ``out_csv`` with a ``.json`` suffix.
         prepared_dir: a folder made by ``prepare`` (HR/, LR/); without one the set is located and degraded here.
+        checkpoint: a harness or official checkpoint file (or one read by ``read_checkpoint``).
+        weights: ``"raw"`` or ``"ema"`` (official: ``params`` / ``params_ema``); default EMA where present.
+        seed: stage-2 (diffusion) networks start from noise; each image's forward gets a generator seeded with it.
+        self_ensemble: x8 self-ensemble over the dihedral transforms of the input.
+        procedure: ``"harness"`` (the forward on the whole image) or ``"official"`` (the authors' test procedure,
+            ``repro.test_procedures.OFFICIAL``).
+        save_images: a folder for the uint8 outputs, ``<image>.png``.
         metrics: a subset of the protocol's metrics (default: all).
         tile: run large images in LR tiles of this size.
     """
@@ -173,19 +356,43 @@ def evaluate(model_name: str, dataset: str, scale: int, out_csv: str | Path, *, 
     spec = get_dataset(dataset)
     if spec.task != "sr":
         raise ValueError(f"evaluate: {spec.name} is a {spec.task} set; SR evaluation needs an SR set")
+    if procedure not in PROCEDURES:
+        raise ValueError(f"--procedure must be one of {PROCEDURES}, got {procedure!r}")
+    if procedure == "official" and tile is not None:
+        raise ValueError("--tile cannot be combined with --procedure official (the official procedure decides how an "
+                         "image is fed to the network)")
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) or checkpoint is None else read_checkpoint(checkpoint)
+    model_spec = resolve_model(model_name, scale, overrides, ckpt)
+    model_name, scale, overrides = model_spec.name, model_spec.scale, model_spec.overrides
+    desc = _check_restoration_model(model_name, scale, overrides)
+    stochastic = desc.stage == 2
+    wrap, procedure_note = (lambda fwd: fwd), "the network's forward on the whole image"
+    if procedure == "official":
+        wrap, procedure_note = official_procedure(desc.family, scale)
+    if weights is None and procedure == "official" and ckpt is not None and ckpt.kind == "official":
+        # the official test scripts load `params` (BasicSR's param_key_g default, main_test_swinir.py), not the EMA
+        weights = "raw"
+    weights_label = ckpt.select(weights)[0] if ckpt is not None else None  # fails early on absent weights
     paths = output_paths(out_csv, out_json)
     for path in (paths.csv, paths.json):
         path.parent.mkdir(parents=True, exist_ok=True)
     stem = paths.csv.stem
+    save_dir = Path(save_images) if save_images is not None else None
 
-    model = build_model(model_name, scale=scale, **(overrides or {}))
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint)
+    model = build_model(model_name, scale=scale, **overrides)
+    if ckpt is not None:
+        weights_label = load_checkpoint(model, ckpt, weights=weights)
     model.eval().to(device)
     protocol = get_protocol("sr", scale=scale, metric_weights=metric_weights, device=device, metrics=metrics)
     columns = ["image", *protocol.metrics]
-    run_key = {"model": model_name, "overrides": overrides or {}, "checkpoint": str(checkpoint) if checkpoint else None,
-               "protocol": protocol.name, "metrics": list(protocol.metrics), "tile": tile}
+    checkpoint_info = None if ckpt is None else {
+        "kind": ckpt.kind, "sha256": ckpt.sha256, "step": ckpt.step, "model_name": ckpt.model_name, "scale": ckpt.scale,
+        "model_overrides": ckpt.model_overrides, "config_hash": ckpt.config_hash}
+    run_key = {"model": model_name, "scale": scale, "overrides": overrides,
+               "checkpoint": str(ckpt.path) if ckpt else None, "checkpoint_sha256": ckpt.sha256 if ckpt else None,
+               "weights": weights_label, "seed": seed if stochastic else None, "self_ensemble": self_ensemble,
+               "procedure": procedure, "protocol": protocol.name, "metrics": list(protocol.metrics), "tile": tile}
+    run_key = json.loads(json.dumps(run_key, default=str))  # as it reads back from the partial JSON (tuples -> lists)
 
     done = _resume(paths, run_key, columns)
 
@@ -194,17 +401,27 @@ def evaluate(model_name: str, dataset: str, scale: int, out_csv: str | Path, *, 
     with open(paths.partial_csv, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         for name, load in tqdm(pairs, desc=f"{model_name} {stem}", disable=not progress, unit="img"):
-            if name in done:
+            if name in done and (save_dir is None or (save_dir / f"{name}.png").exists()):
                 rows.append({k: float(v) if k != "image" else v for k, v in done[name].items()})
                 continue
             pair: SRPair = load()
+            if stochastic:  # one generator per image: its output does not depend on the other images or on resuming
+                generator = torch.Generator(device=device).manual_seed(seed)
+                net = lambda x, g=generator: model(x, generator=g)
+            else:
+                net = model
+            fwd = wrap(net if tile is None else (lambda x, net=net: tiled_forward(net, x, scale, tile=tile)))
             with torch.no_grad():
                 lr = to_tensor(pair.lr).to(device)
-                sr = model(lr) if tile is None else tiled_forward(model, lr, scale, tile=tile)
-            scores = protocol.compute(to_uint8(sr, gray=pair.hr.ndim == 2), pair.hr)
+                sr = self_ensemble_forward(fwd, lr) if self_ensemble else fwd(lr)
+            out = to_uint8(sr, gray=pair.hr.ndim == 2)
+            if save_dir is not None:
+                write_png(save_dir / f"{name}.png", out)
+            scores = protocol.compute(out, pair.hr)
             row = {"image": name, **{m: float(scores[m]) for m in protocol.metrics}}
-            writer.writerow(row)
-            fh.flush()
+            if name not in done:
+                writer.writerow(row)
+                fh.flush()
             rows.append(row)
 
     means, undefined = {}, {}
@@ -223,12 +440,17 @@ def evaluate(model_name: str, dataset: str, scale: int, out_csv: str | Path, *, 
         writer.writerow({"image": "mean", **means})
     meta = {"model": model_name, "dataset": spec.name, "scale": scale, "protocol": protocol.name,
             "n_images": len(rows), "missing": dict(protocol.missing), "undefined": undefined, "checkpoint": run_key["checkpoint"],
-            "overrides": run_key["overrides"], "tile": tile, "device": device, "threads": torch.get_num_threads(), "git_sha": _git_sha(),
-            "versions": _versions()}
+            "weights": weights_label, "step": ckpt.step if ckpt else None,
+            "model_overrides": ckpt.model_overrides if ckpt else None, "checkpoint_info": checkpoint_info,
+            "overrides": run_key["overrides"], "seed": run_key["seed"], "self_ensemble": self_ensemble,
+            "procedure": procedure, "procedure_note": procedure_note,
+            "save_images": str(save_dir) if save_dir is not None else None, "tile": tile, "device": device,
+            "threads": torch.get_num_threads(), "git_sha": _git_sha(), "versions": _versions()}
     paths.json.write_text(json.dumps(meta, indent=2, default=str) + "\n")
     paths.partial_csv.unlink()
     paths.partial_json.unlink()
-    return EvalResult(csv_path=paths.csv, json_path=paths.json, means=means, missing=dict(protocol.missing))
+    return EvalResult(csv_path=paths.csv, json_path=paths.json, means=means, missing=dict(protocol.missing),
+                      model=model_name, scale=scale)
 
 
 def format_means(result: EvalResult) -> str:
