@@ -3,11 +3,15 @@
 Every op has the same backend vocabulary: ``naive`` (the loop, the oracle), ``chunk`` (chunked PyTorch), the fused
 C++ CPU kernels, the GPU kernel of a library when installed (``fla`` Triton, mamba_ssm's ``cuda``), and ``auto``.
 ``KERNELS`` is the one table that says which function runs an (op, backend) pair.
+Every call goes through ``kernels.flops.dispatch``: a plain call, unless a FLOP counter observes it to count the
+kernels it cannot see into (``kernels.flops.count_kernels``).
 """
 
 import importlib
 
 import torch
+
+from kernels.flops import dispatch
 
 BACKENDS = ("naive", "chunk", "fused_chunk", "fused_recurrent", "fla", "cuda", "auto")
 CPU_KERNELS = ("fused_chunk", "fused_recurrent")
@@ -134,7 +138,7 @@ def state_evolution(
     backend = resolve_backend(backend, q.device)
     if backend != "naive":
         kwargs["chunk_size"] = chunk_size
-    o, state = kernel("state_evolution", backend)(q, k, v, a, b, gk, **kwargs)
+    o, state = dispatch("state_evolution", backend, kernel("state_evolution", backend), (q, k, v, a, b, gk), kwargs)
     return o.to(v.dtype), state
 
 
@@ -177,7 +181,7 @@ def delta_rule(
     backend = resolve_backend(backend, q.device, op="delta_rule")
     if backend != "naive":
         kwargs["chunk_size"] = chunk_size
-    o, state = kernel("delta_rule", backend)(q, k, v, beta, **kwargs)
+    o, state = dispatch("delta_rule", backend, kernel("delta_rule", backend), (q, k, v, beta), kwargs)
     return o.to(v.dtype), state
 
 
@@ -221,4 +225,5 @@ def selective_scan(
         y `[b, d, L]` in u's dtype.
     """
     backend = resolve_backend(backend, u.device, op="selective_scan")
-    return kernel("selective_scan", backend)(u, delta, A, B, C, D, delta_bias=delta_bias, delta_softplus=delta_softplus)
+    kwargs = {"delta_bias": delta_bias, "delta_softplus": delta_softplus}
+    return dispatch("selective_scan", backend, kernel("selective_scan", backend), (u, delta, A, B, C, D), kwargs)

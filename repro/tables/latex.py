@@ -1,7 +1,8 @@
 """A booktabs LaTeX table from the joined cells, laid out like the paper: one row per model (per dataset block),
 one column per metric, each cell "reproduced (published)". Missing cells show an em dash and a footnote with the reason
-and the protocol; rows whose published numbers come from elsewhere than the paper (e.g. a literature Bicubic row) carry
-a footnote naming that source.
+and the protocol; Table 4 cells measured on another device or input than the paper's carry a footnote saying what
+differs; rows whose published numbers come from elsewhere than the paper (e.g. a literature Bicubic row) carry a
+footnote naming that source.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import math
 from string import ascii_lowercase
 
 import pandas as pd
+
+from repro.tables.table4 import NOT_COMPARED
 
 METRIC_HEADERS = {
     "psnr": r"PSNR$\uparrow$", "ssim": r"SSIM$\uparrow$", "niqe": r"NIQE$\downarrow$", "lpips": r"LPIPS$\downarrow$",
@@ -62,6 +65,8 @@ def _cell(cell, notes: _Footnotes) -> str:
         # A cell of a run that exists names the run's protocol; a cell with no run at all has none to name.
         reason = f"{cell.reason}; protocol {cell.protocol}" if cell.protocol else cell.reason
         return "---" + notes.mark(reason) + published
+    if cell.status in NOT_COMPARED:  # Table 4: measured on another device or input; the footnote says which
+        return _number(cell.reproduced, cell.decimals) + notes.mark(f"not compared: {cell.reason}") + published
     return _number(cell.reproduced, cell.decimals) + published
 
 

@@ -4,7 +4,8 @@ Evaluation: one CSV per (model, dataset, scale), `results/eval/<model>/<Dataset>
 `image, <metric>...` (NaN where not measured) and a last row whose image is `mean`, plus a sidecar
 `<Dataset>_x<s>.json` with `model, dataset, scale, protocol, n_images, missing, git_sha, versions`; `missing` maps a
 metric to the reason it was not measured. Profiling (Table 4): one JSON per model with `params_m, flops_g,
-train_time_s, infer_time_s, l2_hit_pct, dram_read_gbps, device, missing`.
+train_time_s, infer_time_s, l2_hit_pct, dram_read_gbps, device, missing` (and, from `python -m repro profile`, a
+`protocol` per column and the device, input and kernel forms that `repro/tables/table4.py` checks).
 
 Callers pass the files explicitly, either as a list (the row is named by the sidecar's `model`, and for ablations its
 `component`/`variant`) or as a mapping from a row name to the file. A row name is a model (`"bicubic"`) or, for Table 5,
@@ -95,7 +96,8 @@ def read_eval(path: str | Path, name: str | None = None) -> pd.DataFrame:
 
 
 def read_profile(path: str | Path, name: str | None = None) -> pd.DataFrame:
-    """One profile JSON (Table 4) as long rows; `protocol` is the device it was measured on."""
+    """One profile JSON (Table 4) as long rows; `protocol` is the JSON's per-column `protocol` (what each was measured
+    under, as `python -m repro profile` writes it), else its `device`."""
     path = Path(path)
     meta = _read_json(path)
     missing = meta.get("missing") or {}
@@ -106,7 +108,7 @@ def read_profile(path: str | Path, name: str | None = None) -> pd.DataFrame:
         reason = "" if not math.isnan(value) else str(missing.get(metric, "not measured (no reason recorded)"))
         records.append({
             "model": str(model), "component": "", "variant": "", "dataset": "", "scale": "", "metric": metric,
-            "reproduced": value, "reason": reason, "protocol": str(meta.get("device", "")),
+            "reproduced": value, "reason": reason, "protocol": _protocol_of(meta.get("protocol", meta.get("device")), metric),
             "n_images": None, "git_sha": str(meta.get("git_sha", "")), "result_file": str(path),
         })
     return pd.DataFrame.from_records(records)
