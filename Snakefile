@@ -19,6 +19,7 @@ include: "repro/rules/common.smk"
 include: "repro/rules/data.smk"
 include: "repro/rules/evaluate.smk"
 include: "repro/rules/tables.smk"
+include: "repro/rules/profile.smk"
 
 
 rule all:
@@ -26,3 +27,5 @@ rule all:
     input:
         "tables/table3.csv",
         "tables/table3.tex",
+        "tables/table4.csv",
+        "tables/table4.tex",

@@ -55,15 +55,19 @@ def use_threads(threads: int | None) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from repro.evaluate import csv_in_folder, evaluate, format_means
+    from repro.evaluate import csv_in_folder, evaluate, format_means, read_checkpoint, resolve_model
 
-    out_csv = args.out_csv if args.out_csv is not None else csv_in_folder(args.out, args.dataset, args.scale)
-    result = evaluate(args.model, args.dataset, args.scale, out_csv, out_json=args.out_json, data_mirror=args.data_mirror,
-                      data_dir=args.data_dir, prepared_dir=args.prepared, checkpoint=args.checkpoint,
-                      overrides=_overrides(args.set), metric_weights=args.metric_weights, device=args.device,
+    ckpt = read_checkpoint(args.checkpoint) if args.checkpoint is not None else None
+    overrides = _overrides(args.set) if args.set else None
+    spec = resolve_model(args.model, args.scale, overrides, ckpt)  # a harness checkpoint names model, scale, overrides
+    out_csv = args.out_csv if args.out_csv is not None else csv_in_folder(args.out, args.dataset, spec.scale)
+    result = evaluate(spec.name, args.dataset, spec.scale, out_csv, out_json=args.out_json, data_mirror=args.data_mirror,
+                      data_dir=args.data_dir, prepared_dir=args.prepared, checkpoint=ckpt, overrides=spec.overrides,
+                      weights=args.weights, seed=args.seed, self_ensemble=args.self_ensemble, procedure=args.procedure,
+                      save_images=args.save_images, metric_weights=args.metric_weights, device=args.device,
                       tile=args.tile, metrics=tuple(args.metrics.split(",")) if args.metrics else None,
                       progress=not args.quiet)
-    print(f"{args.model} {args.dataset} x{args.scale}: {format_means(result)}  -> {result.csv_path}")
+    print(f"{result.model} {args.dataset} x{result.scale}: {format_means(result)}  -> {result.csv_path}")
     for metric, reason in result.missing.items():
         print(f"  {metric}: missing ({reason})")
 
@@ -97,6 +101,29 @@ def cmd_table(args) -> None:
     print(f"table {args.table} -> {args.out_csv}, {args.out_tex}")
 
 
+def cmd_profile(args) -> None:
+    from repro.profile.cli import run
+
+    run(args)
+
+
+DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+
+
+def cmd_train(args) -> None:
+    from repro.train.config import apply_overrides, load_profiles, resolve
+    from repro.train.loop import train
+
+    # config/config.yaml first, as the Snakefile loads it: a profile such as smoke.yaml only overrides keys
+    given = [Path(c) for c in args.config]
+    profiles = [DEFAULT_PROFILE] + [c for c in given if c.resolve() != DEFAULT_PROFILE]
+    cfg = resolve(load_profiles(profiles), model=args.model, scale=args.scale, stage1=args.stage1)
+    cfg = apply_overrides(cfg, args.set)
+    last = train(cfg, args.out, resume=args.resume, stop_at=args.stop_at, force=args.force, device=args.device,
+                 progress=not args.quiet)
+    print(f"train {args.model} x{args.scale} -> {last}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,15 +137,27 @@ def main(argv: list[str] | None = None) -> None:
                        help="torch intra-op threads (default: torch's, one per core); the workflow passes its rule's threads")
 
     p = sub.add_parser("evaluate", help="per-image metrics of a model on a benchmark -> CSV")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", default=None,
+                   help="registry name (default: the one a harness --checkpoint was trained as; required otherwise)")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--scale", type=int, default=None,
+                   help="SR scale (default: a harness checkpoint's, else 4; must equal the checkpoint's)")
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out-csv", default=None, help="the per-image CSV to write (the sidecar goes beside it as .json)")
     out.add_argument("--out", default=None, metavar="DIR", help="by hand: writes DIR/<Dataset>_x<scale>.csv and .json")
     p.add_argument("--out-json", default=None, help="the JSON sidecar (default: the CSV path with a .json suffix)")
     p.add_argument("--prepared", default=None, help="a folder made by `prepare` (HR/, LR/) instead of degrading on the fly")
-    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--checkpoint", default=None,
+                   help="the harness trainer's checkpoint, an official one ({params_ema, params}) or a state dict")
+    p.add_argument("--weights", choices=["raw", "ema"], default=None,
+                   help="which weights of the checkpoint (official: params / params_ema); default ema where present, "
+                        "but params for an official file under --procedure official")
+    p.add_argument("--seed", type=int, default=0, help="noise seed of stage-2 (diffusion) models, the same for every image")
+    p.add_argument("--self-ensemble", action="store_true", help="x8 self-ensemble over flips and rotations of the input")
+    p.add_argument("--procedure", choices=["harness", "official"], default="harness",
+                   help="feed each image whole (harness) or as the authors' test code does (official: MambaIR splits "
+                        "LR sides >= 200 px into overlapping pieces; SwinIR, HAT: same as harness)")
+    p.add_argument("--save-images", default=None, metavar="DIR", help="also write the uint8 outputs as DIR/<image>.png")
     p.add_argument("--metric-weights", default=None, help="folder with NIQE/LPIPS/FID weight files")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tile", type=int, default=None, help="LR tile size for images that do not fit in memory")
@@ -128,6 +167,24 @@ def main(argv: list[str] | None = None) -> None:
     data_args(p)
     threads_arg(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train a registered network (stage 1 or 2 of the two-stage models) -> run folder")
+    p.add_argument("--model", required=True)
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="profile(s) merged over config/config.yaml in order, e.g. config/smoke.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the resolved config (dotted: train.lr=2e-4, model_args.width=32)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the run folder")
+    p.add_argument("--resume", default=None, metavar="auto|PATH", help="continue from the last checkpoint or PATH")
+    p.add_argument("--stop-at", type=positive_int, default=None, metavar="N",
+                   help="end after step N with a checkpoint (the schedule is unchanged)")
+    p.add_argument("--force", action="store_true", help="resume although the config differs from the checkpoint's")
+    p.add_argument("--stage1", default=None, metavar="DIR", help="stage 2: the finished stage-1 run folder")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    threads_arg(p)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("prepare", help="check an SR set's checksums, then write its HR/LR pairs")
     p.add_argument("--dataset", required=True)
@@ -152,6 +209,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-tex", required=True)
     p.set_defaults(func=cmd_table)
+
+    from repro.profile.cli import add_arguments as profile_arguments  # argparse only; the work imports on use
+
+    p = sub.add_parser("profile", help="parameters, FLOPs, time, memory of a model (Table 4) -> JSON; or --compare A B")
+    profile_arguments(p)
+    threads_arg(p)
+    p.set_defaults(func=cmd_profile)
 
     args = parser.parse_args(argv)
     tune_cpu_allocator()
