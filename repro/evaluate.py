@@ -20,7 +20,6 @@ weights, seed, self-ensemble, procedure and protocol: the run key) instead of st
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import pickle
@@ -35,6 +34,7 @@ from tqdm import tqdm
 
 from repro import build_model, get_descriptor
 from repro.data.io import as_rgb, read_image, write_png
+from repro.data.manifest import sha256_file
 from repro.data.prepare import SRPair, load_pairs, make_pair
 from repro.data.registry import get_dataset, image_files, locate
 from repro.test_procedures import PROCEDURES, official_procedure, self_ensemble_forward
@@ -147,14 +147,6 @@ def _clean_state_dict(state: dict) -> dict:
     return state
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _numpy_globals() -> list:
     """What unpickling a numpy array needs (the trainer's checkpoints hold numpy's RNG state): data, not code."""
     try:
@@ -176,7 +168,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise RuntimeError(f"{path}: holds objects that torch.load(weights_only=True) refuses to rebuild: {err}") from err
-    sha = _sha256(path)
+    sha = sha256_file(path)
     what = f"a {type(obj).__name__}"
     if isinstance(obj, dict):
         what = f"a dict with keys {', '.join(map(str, list(obj)[:8]))}"

@@ -1,6 +1,8 @@
 """Shared pytest fixtures. tests/ is deliberately not a package (pyiqa ships a top-level `tests` package)."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,18 @@ def overfit_x2_psnr():
             psnr = -10 * torch.log10(F.mse_loss(model(lr).clamp(0, 1), hr)).item()
         bicubic = F.interpolate(lr, scale_factor=2, mode="bicubic").clamp(0, 1)
         return psnr, -10 * torch.log10(F.mse_loss(bicubic, hr)).item(), losses[-1] / losses[0]
+
+    return run
+
+
+@pytest.fixture
+def snakemake():
+    """``snakemake(args, cwd, timeout=900)``: run the repository's Snakefile in ``cwd`` (a subprocess, not checked);
+    returns the CompletedProcess with its text output."""
+
+    def run(args: list[str], cwd, timeout: float = 900):
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args]
+        return subprocess.run(cmd, check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
     return run
 

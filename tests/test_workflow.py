@@ -3,8 +3,6 @@
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +11,10 @@ import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-
-
-def _run(args, cwd, timeout=900):
-    return subprocess.run(SNAKEMAKE + args, check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.parametrize("profile", ["config.yaml", "smoke.yaml"])
-def test_dry_run_plans_prepare_evaluate_and_table(data_mirror, tmp_path, profile):
+def test_dry_run_plans_prepare_evaluate_and_table(snakemake, data_mirror, tmp_path, profile):
     cfg = yaml.safe_load((REPO / "config" / profile).read_text())
-    res = _run(["-n", "--cores", "2", "--configfile", str(REPO / "config" / profile),
+    res = snakemake(["-n", "--cores", "2", "--configfile", str(REPO / "config" / profile),
                 "--config", f"data_mirror={data_mirror}", "--", "tables/table3.tex"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
@@ -34,18 +25,18 @@ def test_dry_run_plans_prepare_evaluate_and_table(data_mirror, tmp_path, profile
         assert "skipping Manga109" in out  # a set that is not there is named, not silently dropped
 
 
-def test_invalid_config_is_rejected_with_the_key(data_mirror, tmp_path):
+def test_invalid_config_is_rejected_with_the_key(snakemake, data_mirror, tmp_path):
     bad = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     bad["table3"]["datasets"] = ["Set6"]
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    res = _run(["-n", "--cores", "1", "--configfile", str(tmp_path / "bad.yaml"), "--", "tables/table3.tex"], cwd=tmp_path)
+    res = snakemake(["-n", "--cores", "1", "--configfile", str(tmp_path / "bad.yaml"), "--", "tables/table3.tex"], cwd=tmp_path)
     assert res.returncode != 0 and "'Set6' is not one of" in res.stdout + res.stderr
 
 
-def test_jobs_get_their_threads_resources_log_and_named_outputs(data_mirror, tmp_path):
+def test_jobs_get_their_threads_resources_log_and_named_outputs(snakemake, data_mirror, tmp_path):
     override = {"resources": {"evaluate": {"threads": 2, "mem_mb": 1234, "runtime": 7}}}
     (tmp_path / "override.yaml").write_text(yaml.safe_dump(override))
-    res = _run(["-n", "-p", "--cores", "1", "--configfile", str(REPO / "config" / "smoke.yaml"), str(tmp_path / "override.yaml"),
+    res = snakemake(["-n", "-p", "--cores", "1", "--configfile", str(REPO / "config" / "smoke.yaml"), str(tmp_path / "override.yaml"),
                 "--config", f"data_mirror={data_mirror}", "--", "tables/table3.tex"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
@@ -69,12 +60,12 @@ def _mirror_with_a_corrupted_set5(data_mirror: Path, root: Path) -> Path:
     return root
 
 
-def test_dag_plans_a_corrupted_set_and_its_prepare_job_names_the_file(data_mirror, tmp_path):
+def test_dag_plans_a_corrupted_set_and_its_prepare_job_names_the_file(snakemake, data_mirror, tmp_path):
     # The DAG looks only for the files (no hashing at every invocation); the prepare job checks the checksums.
     mirror = _mirror_with_a_corrupted_set5(data_mirror, tmp_path / "mirror")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    res = _run(["--cores", "1", "--configfile", str(REPO / "config" / "smoke.yaml"), "--config", f"data_mirror={mirror}",
+    res = snakemake(["--cores", "1", "--configfile", str(REPO / "config" / "smoke.yaml"), "--config", f"data_mirror={mirror}",
                 "--", "tables/table3.tex"], cwd=run_dir)
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "skipping Set5" not in out and "Error in rule prepare_sr" in out, out[-3000:]
@@ -84,8 +75,8 @@ def test_dag_plans_a_corrupted_set_and_its_prepare_job_names_the_file(data_mirro
 
 
 @pytest.mark.slow
-def test_smoke_profile_end_to_end(data_mirror, tmp_path):
-    res = _run(["--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"),
+def test_smoke_profile_end_to_end(snakemake, data_mirror, tmp_path):
+    res = snakemake(["--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"),
                 "--config", f"data_mirror={data_mirror}", f"metric_weights={data_mirror / 'metrics'}",
                 "--", "tables/table3.tex"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -45,7 +45,7 @@ def _status_bytes(field: str) -> int | None:
     return None
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
     """This process's peak resident set: ``VmHWM`` (its own memory map's), else ``ru_maxrss`` (see the docstring)."""
     peak = _status_bytes("VmHWM")
     if peak is not None:
@@ -57,7 +57,7 @@ def _peak_rss_bytes() -> int:
 def _rss_bytes() -> int:
     """The current resident set (``VmRSS``), else the peak so far."""
     current = _status_bytes("VmRSS")
-    return current if current is not None else _peak_rss_bytes()
+    return current if current is not None else peak_rss_bytes()
 
 
 def cpu_peaks(spec_json: str, phases: tuple[str, ...], *, threads: int, timeout: float = 1800) -> dict:
@@ -116,7 +116,7 @@ def _child(spec_json: str, phase: str, threads: int) -> None:
     before = _rss_bytes()
     for _ in range(2):
         fn()
-    peak = _peak_rss_bytes()
+    peak = peak_rss_bytes()
     print(json.dumps({"peak_rss_bytes": peak, "rss_before_run_bytes": before, "run_increase_bytes": peak - before}))
 
 

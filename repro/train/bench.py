@@ -58,13 +58,14 @@ def _configs(profiles: list[str], models: list[str], scale: int) -> dict[str, di
 
 def peak_memory_mb(profiles: list[str], model: str, scale: int, batch: int, patch: int) -> float:
     """Peak resident memory (MiB) of a child process that builds ``model`` and runs two training steps."""
-    code = ("import json, resource, sys; from repro.train.bench import Step, _configs; "
+    # VmHWM, not ru_maxrss: Linux carries a process's ru_maxrss over exec, so a child would report its parent's peak
+    code = ("import json, sys; from repro.train.bench import Step, _configs; "
+            "from repro.profile.memory import peak_rss_bytes; "
             "a = json.loads(sys.argv[1]); cfg = _configs(a['profiles'], [a['model']], a['scale'])[a['model']]; "
-            "step = Step(cfg, batch=a['batch'], patch=a['patch']); step(); step(); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "step = Step(cfg, batch=a['batch'], patch=a['patch']); step(); step(); print(peak_rss_bytes())")
     args = json.dumps({"profiles": profiles, "model": model, "scale": scale, "batch": batch, "patch": patch})
     done = subprocess.run([sys.executable, "-c", code, args], cwd=REPO, capture_output=True, text=True, check=True)
-    return int(done.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return int(done.stdout.split()[-1]) / 2**20
 
 
 def main(argv: list[str] | None = None) -> None:

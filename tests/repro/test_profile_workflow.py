@@ -3,24 +3,15 @@ smoke profile through Snakemake."""
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-
-
-def _snakemake(args, cwd, timeout=600):
-    return subprocess.run(SNAKEMAKE + args, check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.parametrize("profile", ["config.yaml", "smoke.yaml"])
-def test_dry_run_plans_one_profile_job_per_model_then_the_table(data_mirror, tmp_path, profile):
-    res = _snakemake(["-n", "-p", "--cores", "2", "--configfile", str(REPO / "config" / profile),
+def test_dry_run_plans_one_profile_job_per_model_then_the_table(snakemake, data_mirror, tmp_path, profile):
+    res = snakemake(["-n", "-p", "--cores", "2", "--configfile", str(REPO / "config" / profile),
                       "--config", f"data_mirror={data_mirror}", "--", "tables/table4.tex"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
@@ -40,8 +31,8 @@ def test_dry_run_plans_one_profile_job_per_model_then_the_table(data_mirror, tmp
 
 
 @pytest.mark.slow
-def test_smoke_table4_runs_end_to_end(data_mirror, tmp_path):
-    res = _snakemake(["--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"),
+def test_smoke_table4_runs_end_to_end(snakemake, data_mirror, tmp_path):
+    res = snakemake(["--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"),
                       "--config", f"data_mirror={data_mirror}", "--", "tables/table4.tex"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     with open(tmp_path / "tables" / "table4.csv") as fh:
