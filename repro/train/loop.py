@@ -232,7 +232,7 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
         scheduler.load_state_dict(start_ckpt["scheduler"])
         scaler.load_state_dict(start_ckpt["scaler"])
         if ema is not None:
-            ema.state = start_ckpt["ema"]
+            ema.state = {k: v.to(dev) for k, v in start_ckpt["ema"].items()}  # checkpoints load to the CPU
         step = start_ckpt["step"]
     torch.manual_seed(tc["seed"] + 1000 * (world.rank + 1) + step)  # training-time randomness (drop path, noise)
     if start_ckpt is not None:
