@@ -21,7 +21,7 @@ import torch
 from repro import build_model
 from repro.runtime import tune_cpu_allocator
 from repro.train.config import load_profiles, resolve
-from repro.train.loop import Objective
+from repro.train.objective import Objective
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MODELS = ("srcnn", "vdsr", "swinir_light", "hat_s", "mambair_light", "mambairv2_light", "diffir_s1",

@@ -12,7 +12,6 @@ The run folder (``out_dir``): ``config.yaml`` (resolved), ``env.json``, ``metric
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import math
 import platform
@@ -23,69 +22,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import nn
 
 from repro import build_model
 from repro.train import checkpoint, distributed
 from repro.train.config import config_hash, differing_keys
+from repro.train.ema import EMA
+from repro.train.log import MetricsLog, tensorboard
+from repro.train.objective import Objective
 from repro.train.validate import validate
 
 
 class TrainingError(RuntimeError):
     """A run that cannot start or continue; the message says why and what to do."""
-
-
-class EMA:
-    """Exponential moving average of every floating-point entry of a state dict (integer buffers are copied).
-
-    With ``warmup`` the decay of update t is ``min(decay, (1 + t) / (10 + t))`` (timm's EMA warm-up): a plain
-    0.999 average still weighs the random initial weights by 0.999^t, 86% after 150 steps, which ruins the EMA of
-    a short run; the warm-up lets the average follow the weights early and reach ``decay`` after ~10,000 steps.
-    """
-
-    def __init__(self, model: nn.Module, decay: float, *, warmup: bool = True) -> None:
-        self.decay, self.warmup = decay, warmup
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        """Fold in the weights after optimizer step ``step`` (1-based)."""
-        decay = min(self.decay, (1 + step) / (10 + step)) if self.warmup else self.decay
-        for key, value in model.state_dict().items():
-            if value.dtype.is_floating_point:
-                self.state[key].lerp_(value, 1.0 - decay)
-            else:
-                self.state[key].copy_(value)
-
-
-def y_channel(rgb: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma in [16/255, 235/255] of RGB in [0, 1] (the channel SRCNN and VDSR are trained on)."""
-    w = rgb.new_tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1) / 255.0
-    return (rgb * w).sum(1, keepdim=True) + 16.0 / 255.0
-
-
-class Objective(nn.Module):
-    """The training loss of a network as a module, so that DDP's forward wraps it (``compute_losses`` of two-stage
-    models, else L1 on RGB or on the Y channel)."""
-
-    def __init__(self, model: nn.Module, loss: str) -> None:
-        super().__init__()
-        if loss not in ("l1", "l1_y"):
-            raise TrainingError(f"train.loss must be 'l1' or 'l1_y', got {loss!r}")
-        self.model, self.loss = model, loss
-
-    def forward(self, lq: torch.Tensor, gt: torch.Tensor, prior_s1: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        stage = self.model.descriptor.stage
-        if stage == 1:
-            return self.model.compute_losses(lq, gt)
-        if stage == 2:
-            return self.model.compute_losses(lq, gt, prior_s1=prior_s1)
-        out = self.model(lq)
-        if self.loss == "l1_y":
-            out, gt = y_channel(out), y_channel(gt)
-        return {"l1": F.l1_loss(out, gt)}
 
 
 def load_teacher(stage1_dir: str | Path, device: torch.device) -> tuple[nn.Module, dict]:
@@ -110,28 +60,6 @@ def environment(cfg: dict, world: distributed.World, device: torch.device, preci
             "threads": torch.get_num_threads(), "precision": precision, "world_size": world.size,
             "global_batch": cfg["train"]["batch"], "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
             "tf32_cudnn": torch.backends.cudnn.allow_tf32, "argv": sys.argv}
-
-
-class MetricsLog:
-    """``metrics.csv``: a row per logged step; on resume, rows after the resumed step are dropped (they belong to a
-    run that was cut off before its next checkpoint)."""
-
-    COLUMNS = ("step", "lr", "loss", "terms", "seconds", "skipped", "val_psnr", "val_ssim")
-
-    def __init__(self, path: Path, resume_step: int) -> None:
-        self.path = path
-        rows = []
-        if path.is_file() and resume_step > 0:
-            with open(path) as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def write(self, **row) -> None:
-        with open(self.path, "a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=self.COLUMNS).writerow(row)
 
 
 def _milestones(train_cfg: dict, steps_per_epoch: int) -> list[int]:
@@ -253,7 +181,7 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
         else:
             print(f"[train] {cfg['model']} x{cfg['scale']}: resuming at step {step} of {total} in {out}", flush=True)
     log = MetricsLog(out / "metrics.csv", step) if world.main else None
-    writer = _tensorboard(out) if world.main else None
+    writer = tensorboard(out) if world.main else None
     eval_model = copy.deepcopy(model).eval() if world.main else None
     best = _best_psnr(out / "best.pt") if world.main else None
 
@@ -405,12 +333,6 @@ def _best_psnr(path: Path) -> float | None:
     if not path.is_file():
         return None
     return float(torch.load(path, map_location="cpu", weights_only=False).get("val_psnr", -math.inf))
-
-
-def _tensorboard(out: Path):
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(str(out / "tb"))
 
 
 def _progress(enabled: bool, step: int, total: int):

@@ -122,18 +122,18 @@ def test_resume_refuses_another_config_and_names_the_keys(run_config, tmp_path, 
 
 
 def test_non_finite_steps_are_skipped_then_the_run_stops(run_config, tmp_path, monkeypatch):
-    from repro.train import loop
+    from repro.train import objective
 
     cfg = apply_overrides(run_config("srcnn"), ["train.max_nonfinite=2", "train.steps=6", "train.ema=null"])
     calls = {"n": 0}
-    original = loop.Objective.forward
+    original = objective.Objective.forward
 
     def poisoned(self, lq, gt, prior_s1=None):
         calls["n"] += 1
         terms = original(self, lq, gt, prior_s1)
         return {k: v * float("nan") for k, v in terms.items()} if calls["n"] in (2, 4, 5) else terms
 
-    monkeypatch.setattr(loop.Objective, "forward", poisoned)
+    monkeypatch.setattr(objective.Objective, "forward", poisoned)
     with pytest.raises(TrainingError, match="2 steps in a row had a non-finite loss"):
         train(cfg, tmp_path / "run", progress=False)
     log = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]
