@@ -50,8 +50,11 @@ def _fetch_files(spec: DatasetSpec, data_dir: Path) -> None:
                 raise OSError(f"{entry.source_url}: checksum mismatch (expected {entry.source_sha256})")
             target = staging / Path(entry.file).name
             if entry.transform == "decode-to-png":
-                with Image.open(io.BytesIO(blob)) as im:
-                    im.save(target, format="PNG")
+                try:
+                    with Image.open(io.BytesIO(blob)) as im:
+                        im.save(target, format="PNG")
+                except (OSError, SyntaxError) as err:  # PIL's decode errors name no file
+                    raise OSError(f"{entry.source_url} ({entry.file}): cannot decode the downloaded image ({err})") from err
             else:
                 target.write_bytes(blob)
             if sha256_file(target) != entry.sha256:

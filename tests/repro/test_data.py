@@ -146,6 +146,16 @@ def test_download_decodes_to_png_when_the_manifest_says_so(data_mirror, tmp_path
         assert sha256_pixels(out) == e.decoded_sha256
 
 
+def test_a_download_that_does_not_decode_is_named(tmp_path, monkeypatch):
+    entry = load_manifest("T91")[0]
+    blob = b"\x89PNG not really"
+    entry = manifest.ManifestEntry(**{**entry.__dict__, "source_sha256": hashlib.sha256(blob).hexdigest()})
+    monkeypatch.setattr(download, "load_manifest", lambda name: [entry])
+    monkeypatch.setattr(download, "_get", lambda url: blob)
+    with pytest.raises(OSError, match=f"{entry.file}\\): cannot decode the downloaded image"):
+        download.fetch(get_dataset("T91"), tmp_path / "data")
+
+
 def test_read_image_conversions(tmp_path):
     gray16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
     Image.fromarray(gray16).save(tmp_path / "g16.png")
