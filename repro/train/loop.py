@@ -281,11 +281,9 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
 def _init_from(model: nn.Module, path: str, world: distributed.World) -> None:
     """Start from another run's weights (x4 fine-tuned from x2, as the official recipes do): every tensor whose name
     and shape match is loaded, the others (the upsampler) keep their initialisation."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    for key in ("ema", "model", "params_ema", "params"):  # harness checkpoints, then BasicSR / KAIR ones
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
+    from repro.evaluate import read_checkpoint
+
+    _, state = read_checkpoint(path).select()  # harness (EMA where kept), official (params_ema) or bare weights
     own = model.state_dict()
     matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not matching:

@@ -227,3 +227,22 @@ def test_two_stage_diffrwkvir_trains_resumes_and_evaluates_through_the_cli(run_c
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert out.read_text().splitlines()[-1].startswith("mean,")
+
+
+def test_init_from_loads_the_tensors_that_match_and_keeps_the_upsampler(run_config, tmp_path, capsys):
+    """x4 fine-tuned from x2, as the official recipes do: the body comes from the x2 run, the x4 tail does not."""
+    from repro import build_model
+    from repro.train.distributed import World
+    from repro.train.loop import _init_from
+
+    x2 = apply_overrides(run_config("swinir_light"), ["scale=2", "train.steps=2"])
+    train(x2, tmp_path / "x2", progress=False)
+    source = checkpoint.load(tmp_path / "x2" / "final.pt")["ema"]
+    model = build_model("swinir_light", scale=4, **run_config("swinir_light")["model_args"])
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    _init_from(model, str(tmp_path / "x2" / "final.pt"), World())
+    for key, value in model.state_dict().items():
+        expected = source[key] if key in source and source[key].shape == value.shape else fresh[key]
+        assert torch.equal(value, expected), key
+    assert any(k.startswith("upsample") and source[k].shape != fresh[k].shape for k in fresh)
+    assert "kept at their initialisation" in capsys.readouterr().out
