@@ -25,6 +25,7 @@ import math
 import pickle
 import platform
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,7 @@ class Checkpoint:
     scale: int | None = None
     model_overrides: dict | None = None
     config_hash: str | None = None
+    train_seed: int | None = None
 
     @property
     def default_weights(self) -> str:
@@ -185,7 +187,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         scale = obj.get("scale")
         return Checkpoint(path=path, kind="harness", weights=weights, sha256=sha, step=obj.get("step"),
                           model_name=obj.get("model_name"), scale=int(scale) if scale is not None else None,
-                          model_overrides=dict(obj.get("model_overrides") or {}), config_hash=obj.get("config_hash"))
+                          model_overrides=dict(obj.get("model_overrides") or {}), config_hash=obj.get("config_hash"),
+                          train_seed=((obj.get("config") or {}).get("train") or {}).get("seed"))
     official = {w: (f"official {key}", _clean_state_dict(obj[key]))
                 for w, key in (("ema", "params_ema"), ("raw", "params")) if isinstance(obj.get(key), dict)}
     if official:
@@ -379,7 +382,7 @@ def evaluate(model_name: str | None, dataset: str, scale: int | None, out_csv: s
     columns = ["image", *protocol.metrics]
     checkpoint_info = None if ckpt is None else {
         "kind": ckpt.kind, "sha256": ckpt.sha256, "step": ckpt.step, "model_name": ckpt.model_name, "scale": ckpt.scale,
-        "model_overrides": ckpt.model_overrides, "config_hash": ckpt.config_hash}
+        "model_overrides": ckpt.model_overrides, "config_hash": ckpt.config_hash, "train_seed": ckpt.train_seed}
     run_key = {"model": model_name, "scale": scale, "overrides": overrides,
                "checkpoint": str(ckpt.path) if ckpt else None, "checkpoint_sha256": ckpt.sha256 if ckpt else None,
                "weights": weights_label, "seed": seed if stochastic else None, "self_ensemble": self_ensemble,
@@ -390,6 +393,7 @@ def evaluate(model_name: str | None, dataset: str, scale: int | None, out_csv: s
 
     pairs = iter_pairs(spec.name, scale, data_mirror=data_mirror, data_dir=data_dir, prepared_dir=prepared_dir)
     rows = []
+    forward_seconds = []  # the network's time per image, metrics excluded (Fig. "PSNR against inference time")
     with open(paths.partial_csv, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         for name, load in tqdm(pairs, desc=f"{model_name} {stem}", disable=not progress, unit="img"):
@@ -405,7 +409,11 @@ def evaluate(model_name: str | None, dataset: str, scale: int | None, out_csv: s
             fwd = wrap(net if tile is None else (lambda x, net=net: tiled_forward(net, x, scale, tile=tile)))
             with torch.no_grad():
                 lr = to_tensor(pair.lr).to(device)
+                start = time.perf_counter()
                 sr = self_ensemble_forward(fwd, lr) if self_ensemble else fwd(lr)
+                if sr.is_cuda:
+                    torch.cuda.synchronize(sr.device)
+                forward_seconds.append(time.perf_counter() - start)
             out = to_uint8(sr, gray=pair.hr.ndim == 2)
             if save_dir is not None:
                 write_png(save_dir / f"{name}.png", out)
@@ -433,6 +441,10 @@ def evaluate(model_name: str | None, dataset: str, scale: int | None, out_csv: s
     meta = {"model": model_name, "dataset": spec.name, "scale": scale, "protocol": protocol.name,
             "n_images": len(rows), "missing": dict(protocol.missing), "undefined": undefined, "checkpoint": run_key["checkpoint"],
             "weights": weights_label, "step": ckpt.step if ckpt else None,
+            "train_seed": ckpt.train_seed if ckpt else None, "n_params": sum(p.numel() for p in model.parameters()),
+            # images resumed from a partial file were not timed: the median is over those run in this process
+            "forward_seconds": {"median": float(np.median(forward_seconds)) if forward_seconds else None,
+                                "total": float(np.sum(forward_seconds)), "n_timed": len(forward_seconds)},
             "model_overrides": ckpt.model_overrides if ckpt else None, "checkpoint_info": checkpoint_info,
             "overrides": run_key["overrides"], "seed": run_key["seed"], "self_ensemble": self_ensemble,
             "procedure": procedure, "procedure_note": procedure_note,

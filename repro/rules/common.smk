@@ -1,6 +1,7 @@
 # Helpers shared by the rules: the interpreter, config lookups and which datasets are present.
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -29,12 +30,12 @@ def job_settings(step):
     """The config's threads, mem_mb and runtime (minutes) for the jobs of one step.
 
     Args:
-        step: a key of the config's ``resources`` (prepare, evaluate, table).
+        step: a key of the config's ``resources`` (prepare, train, evaluate, table).
     """
     return config["resources"][step]
 
 
-def present_sets(names):
+def present_sets(names, quiet=False):
     """The configured sets found locally (mirror or data_dir); the others are skipped with a note, not downloaded.
 
     Only the file names are checked here, because the DAG is built at every invocation (a dry run too) and hashing
@@ -43,6 +44,7 @@ def present_sets(names):
 
     Args:
         names: dataset names from the config.
+        quiet: do not name the skipped sets (when another call already did).
     """
     found = []
     for name in names:
@@ -51,13 +53,83 @@ def present_sets(names):
                    checksums=False)
             found.append(name)
         except DatasetError as err:
-            print(f"[repro] skipping {name}: {str(err).split(';')[0]}", file=sys.stderr)
+            if not quiet:
+                print(f"[repro] skipping {name}: {str(err).split(';')[0]}", file=sys.stderr)
     if not found:
         raise WorkflowError(f"none of the datasets {names} is available; set data_mirror in the config")
     return found
+
+
+def seeds():
+    """The training seeds: every trained row is trained and evaluated once per seed (tables: mean +- std)."""
+    return config.get("seeds", [0])
+
+
+def stage1_of(model):
+    """The stage-1 model a two-stage model (DiffIR, DiffRWKVIR) is trained from, else None (from the registry)."""
+    from repro import get_descriptor
+
+    if get_descriptor(model).stage != 2:
+        return None
+    first = f"{model}_s1"
+    if get_descriptor(first).stage != 1:
+        raise WorkflowError(f"{model} is a stage-2 model but {first} is not its stage-1 model in the registry")
+    return first
+
+
+# Rows with no weights: evaluated as they are (results/eval/<model>/<Dataset>_x<s>.csv), never trained.
+UNTRAINED = ("bicubic",)
+
+
+def eval_files(model, datasets, scale):
+    """The evaluation results of one Table 3 row: one per dataset, and per seed for a trained model."""
+    if model in UNTRAINED:
+        return expand("results/eval/{model}/{dataset}_x{scale}.csv", model=model, dataset=datasets, scale=scale)
+    return expand("results/eval/{model}/seed{seed}/{dataset}_x{scale}.csv", model=model, seed=seeds(),
+                  dataset=datasets, scale=scale)
+
+
+def train_profile(model):
+    """The part of the workflow's config one training job reads, as JSON for `repro train --profile-json`.
+
+    It is a param of the job, so that changing one model's settings (or the train section) reruns that model's
+    training and what depends on it, and nothing else.
+    """
+    from repro.train.config import ConfigError, resolve
+
+    stage1 = stage1_of(model)
+    try:
+        resolve(config, model=model, scale=4)  # fails early, naming the key, on a bad models.<name> entry
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from err
+    models = {m: config["models"][m] for m in (model, stage1) if m and m in config.get("models", {})}
+    subset = {"train": config["train"], "models": models, "data_mirror": config.get("data_mirror"),
+              "data_dir": config["data_dir"]}
+    return json.dumps(subset, sort_keys=True, separators=(",", ":"))
+
+
+def official_checkpoint(model):
+    """The official checkpoint the config names for a baseline (config `official_weights`), checked to exist."""
+    path = (config.get("official_weights") or {}).get(model)
+    if not path:
+        raise WorkflowError(f"no official checkpoint for {model}: set official_weights.{model} in the config")
+    if not os.path.isfile(path):
+        raise WorkflowError(f"official_weights.{model}: {path} does not exist (download the authors' checkpoint)")
+    return path
+
+
+def official_procedure_arg(model):
+    """--procedure official where the authors' test procedure is recorded (repro/test_procedures.py), else ours."""
+    from repro import get_descriptor
+    from repro.test_procedures import OFFICIAL
+
+    return "--procedure official" if get_descriptor(model).family in OFFICIAL else ""
 
 
 wildcard_constraints:
     dataset="[A-Za-z0-9]+",
     scale="[2348]",
     model="[a-z0-9_]+",
+    seed="[0-9]+",
+    component="shift|mixer|ffn|scan",
+    variant="[a-z0-9_]+",

@@ -38,6 +38,22 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
+def merge_profiles(base: dict, update: dict) -> dict:
+    """``update`` over ``base``, nested dicts merged key by key (what ``load_profiles`` does between files)."""
+    return _merge(base, update)
+
+
+def parse_profile_json(text: str) -> dict:
+    """A profile given inline as a JSON object (``--profile-json``)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--profile-json: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"--profile-json: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def load_profiles(paths: list[str | Path]) -> dict:
     """Merge the YAML files ``paths`` in order (later wins, nested dicts merged key by key)."""
     merged: dict = {}

@@ -104,7 +104,7 @@ class _Stop:
 
 
 def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at: int | None = None, force: bool = False,
-          device: str = "cpu", progress: bool = True) -> Path:
+          device: str = "cpu", progress: bool = True, on_config_change: str = "error") -> Path:
     """Run (or continue) the training run ``cfg`` in ``out_dir``; returns the last checkpoint written.
 
     Args:
@@ -114,6 +114,9 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
             (a fresh run; refused if the folder already holds checkpoints).
         stop_at: end after this step with a checkpoint, without changing the schedule.
         force: resume although the config differs from the checkpoint's.
+        on_config_change: with ``resume="auto"``, what a last checkpoint made with another config leads to:
+            ``"error"`` (stop and name the differing keys) or ``"restart"`` (move the run folder's contents into
+            ``superseded-<old config hash>/`` and start afresh: the workflow reruns a job whose config changed).
         device: ``cpu`` or ``cuda[:i]`` (under torchrun each rank takes its local GPU).
         progress: show a progress bar (only on a terminal, only on rank 0).
     """
@@ -126,6 +129,10 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
     tc = cfg["train"]
     if tc["batch"] % world.size:
         raise TrainingError(f"train.batch {tc['batch']} is not divisible by the {world.size} processes")
+    if on_config_change not in ("error", "restart"):
+        raise ValueError(f"on_config_change must be 'error' or 'restart', got {on_config_change!r}")
+    if on_config_change == "restart" and resume == "auto":
+        _set_aside_if_changed(cfg, out, world)
     start_ckpt = _resume_checkpoint(cfg, ckpt_dir, resume, force)
 
     torch.manual_seed(tc["seed"])  # the same initial weights on every rank
@@ -301,6 +308,27 @@ def _save(ckpt: dict, folder: Path, tc: dict, world: distributed.World) -> Path 
         path = checkpoint.save_numbered(ckpt, folder, keep=tc.get("keep_checkpoints", 3))
     distributed.barrier(world)
     return path
+
+
+def _set_aside_if_changed(cfg: dict, out: Path, world) -> None:
+    """Move a run made with another config into ``out/superseded-<its hash>/``: nothing is deleted, and the
+    fresh run that follows does not mix its checkpoints and logs with the old one's."""
+    last = out / "checkpoints" / "last.pt"
+    if not last.exists():
+        return
+    old = checkpoint.load(last)
+    if old["config_hash"] == config_hash(cfg):
+        return
+    if world.main:
+        keys = differing_keys(old["config"], cfg)
+        aside = out / f"superseded-{old['config_hash']}"
+        aside.mkdir(exist_ok=True)
+        for entry in out.iterdir():
+            if not entry.name.startswith("superseded-"):
+                entry.rename(aside / entry.name)
+        print(f"[train] the config changed ({', '.join(keys)}): the earlier run is kept in {aside}; starting afresh",
+              file=sys.stderr, flush=True)
+    distributed.barrier(world)
 
 
 def _resume_checkpoint(cfg: dict, ckpt_dir: Path, resume: str | None, force: bool) -> dict | None:
