@@ -4,10 +4,17 @@ Statuses:
     match          |delta| within the match band: by default half a unit of the last digit the source printed,
                    i.e. the reproduced number rounds to the published one (a config may widen it, e.g. 0.01 dB for
                    official weights under the same protocol).
-    within_noise   |delta| within the noise band of the metric (config, e.g. 0.06 dB PSNR for retrained models).
+    within_noise   |delta| within the noise band of the metric (config, e.g. 0.06 dB PSNR for retrained models; with
+                   several seeds at least twice their std, see below).
     below / above  a larger miss, by the sign of delta (for lower-is-better metrics "below" is the favourable side).
-    missing        nothing reproduced for a published cell (NaN, or no result file); `reason` says why.
+    missing        nothing reproduced for a published cell (NaN, or no result file); `reason` says why (for a dataset
+                   the caller declares absent, its reason, e.g. "Manga109 not in the data mirror or data_dir").
     not_published  reproduced, but the source prints no number for it (a dash, or a row the paper does not have).
+
+Several training seeds: `reproduced` is their mean, `std` the sample standard deviation, `n_seeds` the count
+(`repro.tables.seeds`). With two or more seeds the noise band is max(config band, 2 * std): the config's band is an
+assumed run-to-run noise, the seeds' spread a measured one, and a delta within two standard deviations is what
+retraining with another seed could give. The match band is never widened.
 
 Tolerances come from the caller (config), per metric, with an optional "default" entry:
     {"psnr": {"abs": 0.06}, "ssim": {"abs": 0.002}, "default": {"rel": 0.05}}
@@ -26,8 +33,9 @@ import pandas as pd
 from repro.tables.published import KEY
 
 STATUSES = ("match", "within_noise", "below", "above", "missing", "not_published")
-JOINED_COLUMNS = ["table_id", *KEY, "label", "reproduced", "published", "delta", "band", "status", "reason", "protocol",
-                  "published_protocol", "source", "n_images", "git_sha", "result_file", "note", "decimals", "order"]
+JOINED_COLUMNS = ["table_id", *KEY, "label", "reproduced", "std", "n_seeds", "published", "delta", "band", "status",
+                  "reason", "protocol", "published_protocol", "source", "n_images", "git_sha", "result_file", "note",
+                  "published_flag", "decimals", "order"]
 
 _FLOAT_SLACK = 1e-12
 
@@ -55,6 +63,13 @@ def match_band(metric: str, decimals: int, tolerances: Tolerances) -> float:
     return 0.5 * 10.0 ** (-decimals)
 
 
+def seed_band(band: float, std: float, n_seeds: int) -> float:
+    """The noise band widened to twice the seeds' sample std when there are two or more seeds."""
+    if n_seeds >= 2 and not math.isnan(std):
+        return max(band, 2.0 * std)
+    return band
+
+
 def cell_status(reproduced: float, published: float, band: float, match: float) -> str:
     """Status of one cell (see the module docstring); NaN means absent."""
     if math.isnan(reproduced):
@@ -72,11 +87,12 @@ def cell_status(reproduced: float, published: float, band: float, match: float) 
     return "below" if delta < 0 else "above"
 
 
-def join(published: pd.DataFrame, reproduced: pd.DataFrame, tolerances: Tolerances) -> pd.DataFrame:
+def join(published: pd.DataFrame, reproduced: pd.DataFrame, tolerances: Tolerances,
+         absent_datasets: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Outer join on the cell key; one row per cell with reproduced, published, delta, band, status and provenance.
 
     Rows keep the published order (an `order` column if the caller set one, else file order); cells only reproduced
-    come last.
+    come last. `absent_datasets` maps a dataset to the reason its cells have no result file.
     """
     if "order" not in published.columns:
         published = published.assign(order=range(len(published)))
@@ -89,7 +105,11 @@ def join(published: pd.DataFrame, reproduced: pd.DataFrame, tolerances: Toleranc
     cells.loc[only_reproduced, "order"] = published["order"].max() + 1 + cells.index[only_reproduced]
     for column in ("reason", "protocol", "protocol_id", "source", "git_sha", "result_file", "note"):
         cells[column] = cells[column].fillna("")
-    cells.loc[cells["_merge"] == "left_only", "reason"] = "no result file"
+    no_file = cells["_merge"] == "left_only"
+    cells.loc[no_file, "reason"] = [(absent_datasets or {}).get(d, "no result file") for d in cells.loc[no_file, "dataset"]]
+    cells["n_seeds"] = cells["n_seeds"].fillna(0).astype(int)
+    cells["std"] = cells["std"].astype(float)
+    cells["published_flag"] = ""
     cells["published"] = cells["published"].astype(float)
     cells["reproduced"] = cells["reproduced"].astype(float)
     cells["delta"] = cells["reproduced"] - cells["published"]
@@ -100,7 +120,8 @@ def join(published: pd.DataFrame, reproduced: pd.DataFrame, tolerances: Toleranc
         for d, p, m in zip(cells["decimals"], cells["published"], cells["metric"])
     ]
     cells["band"] = [
-        float("nan") if math.isnan(p) else noise_band(m, p, tolerances) for m, p in zip(cells["metric"], cells["published"])
+        float("nan") if math.isnan(p) else seed_band(noise_band(m, p, tolerances), s, n)
+        for m, p, s, n in zip(cells["metric"], cells["published"], cells["std"], cells["n_seeds"])
     ]
     cells["status"] = [
         cell_status(r, p, b, match_band(m, d, tolerances))

@@ -1,17 +1,27 @@
 """A booktabs LaTeX table from the joined cells, laid out like the paper: one row per model (per dataset block),
-one column per metric, each cell "reproduced (published)". Missing cells show an em dash and a footnote with the reason
-and the protocol; Table 4 cells measured on another device or input than the paper's carry a footnote saying what
-differs; rows whose published numbers come from elsewhere than the paper (e.g. a literature Bicubic row) carry a
-footnote naming that source.
+one column per metric, each cell "reproduced (published)", the reproduced value as "mean±std" when it comes from
+two or more training seeds. In each block and column the best reproduced value is bold and the second underlined
+(`repro.tables.ranking`). Missing cells show an em dash and a footnote with the reason and the protocol; Table 4
+cells measured on another device or input than the paper's carry a footnote saying what differs; rows whose
+published numbers come from elsewhere than the paper (e.g. a literature Bicubic row) carry a footnote naming that
+source; a column with published values flagged as contradictory (`repro.tables.consistency`) carries one footnote per
+kind of flag on its header. The footer names the protocols and the caller's own footnotes (profile, budget, hardware).
+
+Table 5's blocks are its four ablation groups (token shift, backbone, MLP variants, scan), each titled with the
+dataset it is measured on; its rows are labelled with the variant as the paper prints it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from string import ascii_lowercase
 
 import pandas as pd
 
+from repro.tables.consistency import FLAGGED_METRIC, flag_footnote
+from repro.tables.official import is_official
+from repro.tables.ranking import BEST, SECOND, rank_marks
 from repro.tables.table4 import NOT_COMPARED
 
 METRIC_HEADERS = {
@@ -58,7 +68,24 @@ def _number(value: float, decimals: int) -> str:
     return "---" if math.isnan(value) else f"{value:.{decimals}f}"
 
 
-def _cell(cell, notes: _Footnotes) -> str:
+def _seeds(cell) -> int:
+    n = getattr(cell, "n_seeds", 1)
+    return 1 if pd.isna(n) else int(n)
+
+
+def _reproduced(cell, rank: str | None) -> str:
+    """The reproduced number, with the seeds' std when there are several, bold/underlined by its rank."""
+    text = _number(cell.reproduced, cell.decimals)
+    if _seeds(cell) >= 2 and not math.isnan(cell.std):
+        text += rf"$\pm${cell.std:.{cell.decimals}f}"
+    if rank == BEST:
+        return rf"\textbf{{{text}}}"
+    if rank == SECOND:
+        return rf"\underline{{{text}}}"
+    return text
+
+
+def _cell(cell, notes: _Footnotes, rank: str | None = None) -> str:
     """One "reproduced (published)" entry; `cell` is a row of the joined table (a namedtuple)."""
     published = f" ({_number(cell.published, cell.decimals)})"
     if cell.status == "missing":
@@ -66,8 +93,20 @@ def _cell(cell, notes: _Footnotes) -> str:
         reason = f"{cell.reason}; protocol {cell.protocol}" if cell.protocol else cell.reason
         return "---" + notes.mark(reason) + published
     if cell.status in NOT_COMPARED:  # Table 4: measured on another device or input; the footnote says which
-        return _number(cell.reproduced, cell.decimals) + notes.mark(f"not compared: {cell.reason}") + published
-    return _number(cell.reproduced, cell.decimals) + published
+        return _reproduced(cell, rank) + notes.mark(f"not compared: {cell.reason}") + published
+    return _reproduced(cell, rank) + published
+
+
+def _header(metric: str, cells: pd.DataFrame, notes: _Footnotes) -> str:
+    """A metric's column header, with a footnote per kind of contradictory published value in that column."""
+    header = METRIC_HEADERS.get(metric, escape(metric))
+    # official-weights rows repeat their model's published values: counting them would count a number twice
+    column = cells[(cells["metric"] == metric) & ~cells["model"].map(is_official)]
+    flags = column["published_flag"].fillna("") if "published_flag" in column.columns else pd.Series(dtype=str)
+    for kind in dict.fromkeys(f for f in flags if f):
+        if FLAGGED_METRIC.get(kind) == metric:
+            header += notes.mark(flag_footnote(kind, int((flags == kind).sum()), int(column["published"].notna().sum())))
+    return header
 
 
 def _block_title(block: pd.DataFrame, columns: tuple[str, ...]) -> str:
@@ -81,11 +120,28 @@ def _block_title(block: pd.DataFrame, columns: tuple[str, ...]) -> str:
     return title + (rf" ($\times{first.scale}$)" if "scale" in columns and first.scale else "")
 
 
-def _row_label(cell) -> str:
-    return escape(cell.label.split(":", 1)[1].strip() if ":" in cell.label else cell.label)
+def _row_label(cell, block_dataset: str) -> str:
+    label = cell.label.split(":", 1)[1].strip() if ":" in cell.label else cell.label
+    # a Table 5 variant evaluated on another dataset than its block's is a row of its own and says so
+    if cell.dataset and cell.dataset != block_dataset:
+        label += f" ({cell.dataset})"
+    return escape(label)
 
 
-def to_latex(cells: pd.DataFrame, table_id: str, caption: str, paper_source: str = "") -> str:
+def _footer(cells: pd.DataFrame, marked: bool, footnotes: Sequence[str]) -> list[str]:
+    footer = [r"\par\smallskip\footnotesize", r"Cells: reproduced (published).\\"]
+    if marked:
+        footer.append(r"\textbf{Bold}: best, \underline{underlined}: second best reproduced value of a block and column.\\")
+    if "n_seeds" in cells.columns and (cells["n_seeds"].fillna(0) >= 2).any():
+        footer.append(r"Reproduced $m\pm s$: mean and sample standard deviation over training seeds.\\")
+    protocols = sorted(set(cells["protocol"]) - {""})
+    if protocols:
+        footer.append(escape("Protocol: " + ", ".join(protocols)) + r".\\")
+    return footer + [escape(text) + r"\\" for text in footnotes]
+
+
+def to_latex(cells: pd.DataFrame, table_id: str, caption: str, paper_source: str = "",
+             footnotes: Sequence[str] = ()) -> str:
     """LaTeX source of one table (booktabs; needs only \\usepackage{booktabs}).
 
     Args:
@@ -93,34 +149,35 @@ def to_latex(cells: pd.DataFrame, table_id: str, caption: str, paper_source: str
         table_id: "table2" ... "table5"; selects the layout.
         caption: the caption text (escaped here).
         paper_source: the paper's reference; rows whose published source differs get a footnote naming it.
+        footnotes: lines the caller adds to the footer (e.g. the profile, the training budget, the hardware).
     """
     if table_id not in LAYOUT:
         raise ValueError(f"no LaTeX layout for {table_id!r}; expected one of {sorted(LAYOUT)}")
     block_columns, paper_metrics = LAYOUT[table_id]
     metrics = list(paper_metrics) + [m for m in dict.fromkeys(cells["metric"]) if m not in paper_metrics]
-    row_columns = ["model", "component", "variant"]
+    row_columns = ["model", "component", "variant", "dataset", "scale"]
     notes = _Footnotes()
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{escape(caption)}}}", rf"\label{{tab:{table_id}}}",
              r"\begin{tabular}{l" + "c" * len(metrics) + "}", r"\toprule",
-             " & ".join(["Method"] + [METRIC_HEADERS.get(m, escape(m)) for m in metrics]) + r" \\"]
+             " & ".join(["Method"] + [_header(m, cells, notes) for m in metrics]) + r" \\"]
     blocks = cells.groupby(list(block_columns), sort=False) if block_columns else [((), cells)]
+    marked = False
     for _, block in blocks:
         lines.append(r"\midrule")
         if block_columns:
             lines.append(rf"\multicolumn{{{len(metrics) + 1}}}{{l}}{{\textit{{{_block_title(block, block_columns)}}}}} \\")
+        ranks = rank_marks(block)
+        marked = marked or bool(ranks)
         for _, row in block.groupby(row_columns, sort=False):
             first = row.iloc[0]
-            label = _row_label(first)
+            label = _row_label(first, block.iloc[0].dataset)
             sources = set(row["source"]) - {"", paper_source}
             for source in sorted(sources):
                 label += notes.mark(f"published values: {source}")
-            by_metric = {cell.metric: cell for cell in row.itertuples(index=False)}
-            entries = [_cell(by_metric[m], notes) if m in by_metric else "" for m in metrics]
+            by_metric = {cell.metric: cell for cell in row.itertuples()}
+            entries = [_cell(by_metric[m], notes, ranks.get(by_metric[m].Index)) if m in by_metric else ""
+                       for m in metrics]
             lines.append(" & ".join([label] + entries) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    protocols = sorted(set(cells["protocol"]) - {""})
-    footer = [r"\par\smallskip\footnotesize", r"Cells: reproduced (published).\\"]
-    if protocols:
-        footer.append(escape("Protocol: " + ", ".join(protocols)) + r".\\")
-    lines += footer + notes.lines() + [r"\end{table}"]
+    lines += _footer(cells, marked, footnotes) + notes.lines() + [r"\end{table}"]
     return "\n".join(lines) + "\n"

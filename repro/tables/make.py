@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from repro.tables.consistency import bicubic_sam, flag_published
 from repro.tables.join import Tolerances, join
 from repro.tables.latex import to_latex
+from repro.tables.official import OfficialFiles, add_official_rows, official_models, official_pairs
 from repro.tables.published import load_extra, load_published
 from repro.tables.results import Files, read_eval_files, read_profile_files
 from repro.tables.table4 import mark_not_compared
+
+# the SR tables, whose published RMSE and SAM are checked against PSNR and Bicubic (repro.tables.consistency)
+SR_TABLES = ("table3", "table5")
 
 CAPTIONS = {
     "table2": "Inpainting on Places365, CelebA-HQ and Mural",
@@ -44,12 +49,17 @@ def make_table(
     out_csv: str | Path,
     out_tex: str | Path,
     extra_published: Extra | Sequence[Extra] | None = None,
+    official_files: OfficialFiles = (),
+    absent_datasets: Mapping[str, str] | None = None,
+    footnotes: Sequence[str] = (),
+    bicubic_eval: Files = (),
 ) -> pd.DataFrame:
     """Join one table and write `out_csv` (one row per cell) and `out_tex`; returns the joined cells.
 
     Args:
         table_id: "table2" ... "table5".
-        eval_files: evaluation CSVs (Tables 2, 3, 5), a list or a mapping row name -> CSV (see `repro.tables.results`).
+        eval_files: evaluation CSVs (Tables 2, 3, 5): a list of CSVs or (row name, CSV) pairs, or a mapping row name
+            -> CSV (see `repro.tables.results`); files of one cell that differ in their seed are averaged.
         profile_files: profile JSONs (Table 4), a list or a mapping model -> JSON.
         published_dir: the folder holding the transcribed `tableN.csv` files.
         tolerances: per-metric bands from the config, e.g. {"psnr": {"abs": 0.06}, "default": {"rel": 0.05}}.
@@ -57,21 +67,34 @@ def make_table(
         out_tex: LaTeX table to write.
         extra_published: rows the paper does not have (e.g. `bicubic_literature.csv`), shown first in each block with
             their source in a footnote. Default: None.
+        official_files: evaluation CSVs of baselines run with their authors' checkpoints, per model (a mapping model
+            -> CSV or CSVs, or (model, CSV) pairs): rows `<model>_official`, compared with `<model>`'s published
+            numbers (`repro.tables.official`).
+        absent_datasets: dataset -> why it has no results (e.g. not in the data mirror); the reason of its missing
+            cells. Default: "no result file".
+        footnotes: lines for the LaTeX footer (profile, training budget, hardware).
+        bicubic_eval: Bicubic evaluation CSVs read only as the SAM reference of the consistency check, for a table
+            without a Bicubic row (Table 5).
     """
     paper = load_published(table_id, published_dir)
     paper_source = paper["source"].iloc[0]
+    official = official_pairs(official_files)
+    paper = add_official_rows(paper, official_models(official_files), table_id)
     published = pd.concat([_extra_rows(extra_published, paper, table_id), paper], ignore_index=True)
     # Blocks in the paper's order; inside a block, extra rows (e.g. Bicubic) first, as SR tables print them.
     block_rank = {block: rank for rank, block in enumerate(dict.fromkeys(zip(paper["dataset"], paper["scale"])))}
     blocks = zip(published["dataset"], published["scale"])
     published["order"] = [block_rank[block] * len(published) + i for i, block in enumerate(blocks)]
-    reproduced = pd.concat([read_eval_files(eval_files), read_profile_files(profile_files)], ignore_index=True)
-    cells = join(published, reproduced, tolerances).assign(table_id=table_id)
+    frames = [read_eval_files(eval_files), read_eval_files(official), read_profile_files(profile_files)]
+    reproduced = pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
+    cells = join(published, reproduced, tolerances, absent_datasets).assign(table_id=table_id)
     if table_id == "table4":  # a cell measured on another device or input is not compared with the paper's
         cells = mark_not_compared(cells)
+    if table_id in SR_TABLES:
+        cells = flag_published(cells, bicubic_sam(read_eval_files(bicubic_eval)))
     out_csv, out_tex = Path(out_csv), Path(out_tex)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     out_tex.parent.mkdir(parents=True, exist_ok=True)
     cells.drop(columns=["decimals", "order"]).to_csv(out_csv, index=False)
-    out_tex.write_text(to_latex(cells, table_id, CAPTIONS[table_id], paper_source=paper_source))
+    out_tex.write_text(to_latex(cells, table_id, CAPTIONS[table_id], paper_source=paper_source, footnotes=footnotes))
     return cells

@@ -7,9 +7,13 @@ metric to the reason it was not measured. Profiling (Table 4): one JSON per mode
 train_time_s, infer_time_s, l2_hit_pct, dram_read_gbps, device, missing` (and, from `python -m repro profile`, a
 `protocol` per column and the device, input and kernel forms that `repro/tables/table4.py` checks).
 
-Callers pass the files explicitly, either as a list (the row is named by the sidecar's `model`, and for ablations its
-`component`/`variant`) or as a mapping from a row name to the file. A row name is a model (`"bicubic"`) or, for Table 5,
-`"[model:]component=variant"` (`"shift=uni"`, model defaulting to diffrwkvir).
+Callers pass the files explicitly, as a list whose items are a file (the row is named by the sidecar's `model`, and for
+ablations its `component`/`variant`) or a pair (row name, file), or as a mapping from a row name to the file. A row
+name is a model (`"bicubic"`) or, for Table 5, `"[model:]component=variant"` (`"shift=uni"`, model defaulting to
+diffrwkvir). One file may serve several rows under different names (the "Ours" run as each Table 5 block's own row).
+
+The sidecar's optional `train_seed` (else `seed`) is the training seed; files that differ only in it are reduced to one row per cell by
+`repro.tables.seeds.aggregate_seeds` (mean, sample std, seed count).
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from repro.tables.seeds import aggregate_seeds
+
 # Table 5 ablates DiffRWKVIR; its rows are keyed by component and variant.
 ABLATION_MODEL = "diffrwkvir"
 PROFILE_METRICS = ("params_m", "flops_g", "train_time_s", "infer_time_s", "l2_hit_pct", "dram_read_gbps")
 
-Files = Mapping[str, str | Path] | Sequence[str | Path]
+Files = Mapping[str, str | Path] | Sequence[str | Path | tuple[str, str | Path]]
 
 
 def _named(files: Files) -> list[tuple[str | None, Path]]:
@@ -33,7 +39,18 @@ def _named(files: Files) -> list[tuple[str | None, Path]]:
         return [(str(name), Path(path)) for name, path in files.items()]
     if isinstance(files, (str, Path)):
         raise TypeError("pass a list of result files (or a mapping name -> file), not a single path")
-    return [(None, Path(path)) for path in files]
+    # a pair names its row; a plain path is named by its sidecar
+    return [(str(item[0]), Path(item[1])) if isinstance(item, (tuple, list)) else (None, Path(item)) for item in files]
+
+
+def _seed(meta: dict) -> str:
+    """The training seed as a key ("" when the sidecar records none: such a file counts as one seed).
+
+    `python -m repro evaluate` writes it as `train_seed` (from the checkpoint's config); `seed` there is the noise
+    seed of a stage-2 model, which the workflow sets to the training seed, and older sidecars have only that.
+    """
+    seed = meta.get("train_seed", meta.get("seed"))
+    return "" if seed is None else str(seed)
 
 
 def _row_name(name: str | None, meta: dict, origin: Path) -> dict[str, str]:
@@ -90,7 +107,7 @@ def read_eval(path: str | Path, name: str | None = None) -> pd.DataFrame:
             **row, "dataset": str(meta["dataset"]), "scale": str(int(meta["scale"])), "metric": metric,
             "reproduced": value, "reason": reason, "protocol": _protocol_of(meta.get("protocol"), metric),
             "n_images": meta.get("n_images", len(table) - 1), "git_sha": str(meta.get("git_sha", "")),
-            "result_file": str(path),
+            "result_file": str(path), "seed": _seed(meta),
         })
     return pd.DataFrame.from_records(records)
 
@@ -109,30 +126,20 @@ def read_profile(path: str | Path, name: str | None = None) -> pd.DataFrame:
         records.append({
             "model": str(model), "component": "", "variant": "", "dataset": "", "scale": "", "metric": metric,
             "reproduced": value, "reason": reason, "protocol": _protocol_of(meta.get("protocol", meta.get("device")), metric),
-            "n_images": None, "git_sha": str(meta.get("git_sha", "")), "result_file": str(path),
+            "n_images": None, "git_sha": str(meta.get("git_sha", "")), "result_file": str(path), "seed": _seed(meta),
         })
     return pd.DataFrame.from_records(records)
 
 
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    if not frames:
-        return pd.DataFrame(columns=["model", "component", "variant", "dataset", "scale", "metric", "reproduced", "reason",
-                                     "protocol", "n_images", "git_sha", "result_file"])
-    out = pd.concat(frames, ignore_index=True)
-    key = ["model", "component", "variant", "dataset", "scale", "metric"]
-    twice = out[out.duplicated(key, keep=False)]
-    if not twice.empty:
-        first = twice.iloc[0]
-        files = sorted(set(twice[(twice[key] == first[key]).all(axis=1)]["result_file"]))
-        raise ValueError(f"two results for the same cell {dict(first[key])}: {files}")
-    return out
+def _per_cell(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return aggregate_seeds(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
 
 
 def read_eval_files(files: Files) -> pd.DataFrame:
-    """All evaluation results the caller names, concatenated; two files for one cell is an error."""
-    return _concat([read_eval(path, name) for name, path in _named(files)])
+    """All evaluation results the caller names, one row per cell (several seeds aggregated, see `repro.tables.seeds`)."""
+    return _per_cell([read_eval(path, name) for name, path in _named(files)])
 
 
 def read_profile_files(files: Files) -> pd.DataFrame:
-    """All profile JSONs the caller names, concatenated."""
-    return _concat([read_profile(path, name) for name, path in _named(files)])
+    """All profile JSONs the caller names, one row per cell (like `read_eval_files`)."""
+    return _per_cell([read_profile(path, name) for name, path in _named(files)])
