@@ -95,9 +95,14 @@ def cmd_table(args) -> None:
     from repro.tables import make_table
 
     tolerances = json.loads(args.tolerances) if args.tolerances else None
-    make_table(f"table{args.table}", eval_files=[Path(p) for p in args.eval], profile_files=[Path(p) for p in args.profile],
+    # unnamed files are named by their sidecar; --eval-as names the row (one file may serve several rows)
+    evals = [Path(p) for p in args.eval] + [(name, Path(p)) for name, p in args.eval_as]
+    make_table(f"table{args.table}", eval_files=evals, profile_files=[Path(p) for p in args.profile],
                published_dir=Path(args.published), tolerances=tolerances, out_csv=Path(args.out_csv),
-               out_tex=Path(args.out_tex), extra_published=args.extra_published or None)
+               out_tex=Path(args.out_tex), extra_published=args.extra_published or None,
+               official_files=[(model, Path(p)) for model, p in args.official],
+               absent_datasets=dict(args.absent_dataset), footnotes=args.footnote,
+               bicubic_eval=[Path(p) for p in args.bicubic_eval])
     print(f"table {args.table} -> {args.out_csv}, {args.out_tex}")
 
 
@@ -111,16 +116,21 @@ DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
 
 def cmd_train(args) -> None:
-    from repro.train.config import apply_overrides, load_profiles, resolve
+    from repro.train.config import apply_overrides, load_profiles, merge_profiles, parse_profile_json, resolve
     from repro.train.loop import train
 
     # config/config.yaml first, as the Snakefile loads it: a profile such as smoke.yaml only overrides keys
     given = [Path(c) for c in args.config]
     profiles = [DEFAULT_PROFILE] + [c for c in given if c.resolve() != DEFAULT_PROFILE]
-    cfg = resolve(load_profiles(profiles), model=args.model, scale=args.scale, stage1=args.stage1)
+    profile = load_profiles(profiles)
+    if args.profile_json is not None:
+        profile = merge_profiles(profile, parse_profile_json(args.profile_json))
+    cfg = resolve(profile, model=args.model, scale=args.scale, stage1=args.stage1)
     cfg = apply_overrides(cfg, args.set)
+    if args.restart_on_change and args.resume != "auto":
+        raise SystemExit("--restart-on-change applies to --resume auto only")
     last = train(cfg, args.out, resume=args.resume, stop_at=args.stop_at, force=args.force, device=args.device,
-                 progress=not args.quiet)
+                 progress=not args.quiet, on_config_change="restart" if args.restart_on_change else "error")
     print(f"train {args.model} x{args.scale} -> {last}")
 
 
@@ -173,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="profile(s) merged over config/config.yaml in order, e.g. config/smoke.yaml")
+    p.add_argument("--profile-json", default=None, metavar="JSON",
+                   help="a profile as a JSON object, merged after the --config files (the workflow passes its merged "
+                        "config this way, so that a job's command line says everything it trains with)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the resolved config (dotted: train.lr=2e-4, model_args.width=32)")
     p.add_argument("--out", required=True, metavar="DIR", help="the run folder")
@@ -180,6 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--stop-at", type=positive_int, default=None, metavar="N",
                    help="end after step N with a checkpoint (the schedule is unchanged)")
     p.add_argument("--force", action="store_true", help="resume although the config differs from the checkpoint's")
+    p.add_argument("--restart-on-change", action="store_true",
+                   help="with --resume auto: when the last checkpoint was made with another config, move the run's "
+                        "checkpoints aside (checkpoints.<old config hash>/) and start afresh instead of failing")
     p.add_argument("--stage1", default=None, metavar="DIR", help="stage 2: the finished stage-1 run folder")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -206,6 +222,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tolerances", default=None, help='per-metric tolerances as JSON, e.g. \'{"psnr": {"abs": 0.06}, "default": {"rel": 0.05}}\'')
     p.add_argument("--extra-published", nargs="*", default=[],
                    help="published rows the paper lacks, e.g. tables/published/bicubic_literature.csv")
+    p.add_argument("--eval-as", nargs=2, action="append", default=[], metavar=("NAME", "FILE"),
+                   help="an evaluation CSV as the row NAME: a model, or [model:]component=variant for Table 5 "
+                        "(repeatable; files of one row that differ in their seed are averaged)")
+    p.add_argument("--official", nargs=2, action="append", default=[], metavar=("MODEL", "FILE"),
+                   help="an evaluation CSV of MODEL run with its authors' checkpoint: row MODEL_official, compared "
+                        "with MODEL's published numbers (repeatable)")
+    p.add_argument("--absent-dataset", nargs=2, action="append", default=[], metavar=("NAME", "REASON"),
+                   help="why dataset NAME has no results; the reason of its missing cells (repeatable)")
+    p.add_argument("--footnote", action="append", default=[], metavar="TEXT",
+                   help="a line for the LaTeX footer, e.g. the profile, training budget or hardware (repeatable)")
+    p.add_argument("--bicubic-eval", nargs="*", default=[],
+                   help="Bicubic evaluation CSVs, read only as the SAM reference of the consistency check (Table 5)")
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-tex", required=True)
     p.set_defaults(func=cmd_table)

@@ -1,0 +1,3 @@
+from repro.figures.cli import main
+
+main()
