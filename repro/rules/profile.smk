@@ -39,6 +39,7 @@ if "table4" in config:
         resources:
             mem_mb=TABLE4["resources"]["mem_mb"],
             runtime=TABLE4["resources"]["runtime"],
+            gpu=TABLE4["resources"].get("gpu", 0),
         params:
             args=lambda wildcards: profile_args(wildcards.model),
             device=config["device"],

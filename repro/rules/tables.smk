@@ -5,7 +5,7 @@ TABLE5 = config["table5"]
 
 
 def machine():
-    """The CPU (or GPU) the workflow runs on, for the tables' footnote."""
+    """The machine the workflow runs on (its jobs too, unless a cluster profile sends them elsewhere)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -35,7 +35,7 @@ def footnotes(models):
     budgets = sorted({budget(m) for m in trained})
     notes = [f"Profile: {config.get('profile_name', 'custom')} (every trained row on the same data and budget: "
              + "; ".join(budgets) + f"); training seeds {', '.join(map(str, seeds()))}.",
-             f"Hardware: {machine()}."]
+             f"Workflow host: {machine()}."]
     return " ".join("--footnote " + shlex.quote(n) for n in notes)
 
 
