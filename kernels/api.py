@@ -13,8 +13,8 @@ import torch
 
 from kernels.flops import dispatch
 
-BACKENDS = ("naive", "chunk", "fused_chunk", "fused_recurrent", "fla", "cuda", "auto")
-CPU_KERNELS = ("fused_chunk", "fused_recurrent")
+BACKENDS = ("naive", "chunk", "fused", "fused_chunk", "fused_recurrent", "fla", "cuda", "auto")
+CPU_KERNELS = ("fused", "fused_chunk", "fused_recurrent")
 GPU_KERNELS = ("fla", "cuda")
 
 # (op, backend) -> "module:function". Modules are imported on first use, so CPU machines never import Triton.
@@ -30,6 +30,7 @@ KERNELS = {
     ("delta_rule", "fla"): "kernels.fla_backend:fla_delta_rule",
     ("selective_scan", "naive"): "kernels.selective_scan:naive_selective_scan",
     ("selective_scan", "chunk"): "kernels.selective_scan:chunk_selective_scan",
+    ("selective_scan", "fused"): "kernels.selective_scan_fused:fused_selective_scan",
     ("selective_scan", "cuda"): "kernels.selective_scan:cuda_selective_scan",
 }
 
@@ -41,16 +42,18 @@ def backends_of(op: str) -> tuple[str, ...]:
 
 def _auto(op: str, device: torch.device) -> str:
     """``auto``: the GPU library on CUDA (fla for the state evolution; mamba_ssm's op for the selective scan when
-    installed), on the CPU the fused recurrence where the C++ kernels build here (kernels/fused_cpu.py); else the
-    chunked PyTorch algorithm."""
+    installed), on the CPU the fused recurrence where the C++ kernels build here (kernels/fused_cpu.py:
+    ``fused_recurrent``, and ``fused`` for the selective scan); else the chunked PyTorch algorithm."""
+    from kernels.fused_cpu import available
+
     if op == "selective_scan":
         from kernels.selective_scan import cuda_available
 
-        return "cuda" if device.type == "cuda" and cuda_available() else "chunk"
+        if device.type == "cuda":
+            return "cuda" if cuda_available() else "chunk"
+        return "fused" if device.type == "cpu" and available()[0] else "chunk"
     if device.type == "cuda":
         return "fla"
-    from kernels.fused_cpu import available
-
     return "fused_recurrent" if available()[0] else "chunk"
 
 
@@ -218,8 +221,9 @@ def selective_scan(
         delta_softplus:
             Apply softplus to delta + bias.
         backend:
-            `naive` (the loop), `chunk` (chunked PyTorch), `cuda` (mamba_ssm, CUDA tensors) or `auto` (cuda where
-            installed and the tensors are on a GPU, else chunk). Default: `auto`.
+            `naive` (the loop), `chunk` (chunked PyTorch), `fused` (C++ kernels for the CPU), `cuda` (mamba_ssm,
+            CUDA tensors) or `auto` (cuda where installed and the tensors are on a GPU, fused for CPU tensors where
+            the C++ kernels build, else chunk). Default: `auto`.
 
     Returns:
         y `[b, d, L]` in u's dtype.

@@ -9,6 +9,12 @@ it names which). x, y are time ratios (x against this package's naive loop, the 
 naive loop is printed above it), z = FLOPs of the chunked algorithm (`delta_rule_flops`) / time / the fp32 matmul
 rate measured in the same run. The chunked PyTorch backend's ratios and the fused recurrence (`fused_recurrent`,
 what `auto` runs on a CPU; another algorithm with its own FLOP count, so no z) are printed above it.
+
+A selective-scan section (Mamba's S6, as MambaIR calls it: its four scan directions folded into the channels, B and C
+one group per direction) times the backends `fused` (C++, what `auto` runs on a CPU) and `chunk`, forward and
+forward + backward, and prints `ratio_selective_scan_fused_vs_chunk=<forward>/<forward+backward>`; the naive loop,
+whose backward is quadratic in the length, is timed against `fused` on 2 of the 16 images
+(`ratio_selective_scan_fused_vs_naive`).
 """
 
 import argparse
@@ -22,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from kernels import delta_rule, fused_cpu, scan2d
+from kernels.api import selective_scan
 from kernels.chunk import delta_rule_flops
 
 MATMUL_SIZE = 2048
@@ -99,6 +106,65 @@ def backward_section(rounds: int, delta_backends: list[str], scan_backends: list
     print("forward + backward, same shapes:")
     for name, t in interleaved_medians(contenders, rounds).items():
         print(f"  {name:<28s} {t * 1e3:9.1f} ms")
+
+
+# MambaIR-like selective scan: batch 16 of 24x24 patches (L = 576), four directions of 64 channels, state 16
+SCAN_BATCH, SCAN_DIRECTIONS, SCAN_CHANNELS, SCAN_STATE, SCAN_LENGTH = 16, 4, 64, 16, 576
+# the naive loop runs on this many of the batch's images (its backward alone would take minutes: every token's
+# slices of u, delta, B and C get full-size gradients, so it is quadratic in L); so does `fused`, for the ratio
+SCAN_NAIVE_BATCH = 2
+
+
+def selective_scan_inputs(batch: int = SCAN_BATCH) -> list[torch.Tensor]:
+    """u, delta, A, B, C, D, delta_bias at the shapes and in the ranges of a MambaIR layer (A = -(1..N) per channel,
+    softplus(delta + bias) of about 0.001-0.1, as MambaIR's initialisation)."""
+    k, d, n, length = SCAN_DIRECTIONS, SCAN_CHANNELS, SCAN_STATE, SCAN_LENGTH
+    u = torch.randn(batch, k * d, length)
+    delta = 0.1 * torch.randn(batch, k * d, length)
+    A = -torch.arange(1, n + 1, dtype=torch.float32).repeat(k * d, 1)
+    B, C = torch.randn(batch, k, n, length), torch.randn(batch, k, n, length)
+    bias = torch.log(torch.expm1(torch.empty(k * d).uniform_(1e-3, 0.1)))  # softplus^-1 of the initial step sizes
+    return [u, delta, A, B, C, torch.ones(k * d), bias]
+
+
+def selective_scan_section(rounds: int, fused: bool) -> None:
+    """Forward, and forward + backward (the sum of y), of the selective scan by `fused` (where it builds) and
+    `chunk` at the MambaIR-like shape, and by `naive` and `fused` on SCAN_NAIVE_BATCH images of it; every contender
+    is checked against the naive loop first."""
+    torch.manual_seed(0)
+    full = selective_scan_inputs()
+    small = [x[:SCAN_NAIVE_BATCH] if x.dim() > 2 else x for x in full]
+    ours = "fused" if fused else "chunk"
+    contenders = {"fused": ("fused", full), "chunk": ("chunk", full), "naive, small batch": ("naive", small),
+                  f"{ours}, small batch": (ours, small)}
+    if not fused:
+        del contenders["fused"]
+
+    def run(backend: str, tensors: list[torch.Tensor]) -> torch.Tensor:
+        u, delta, A, B, C, D, bias = tensors
+        return selective_scan(u, delta, A, B, C, D, delta_bias=bias, delta_softplus=True, backend=backend)
+
+    with torch.no_grad():
+        reference = run("naive", small)
+        for name, (backend, tensors) in contenders.items():
+            err = ((run(backend, tensors)[:SCAN_NAIVE_BATCH] - reference).norm() / reference.norm()).item()
+            assert err < 1e-4, f"selective scan {name} disagrees with the naive loop (relative error {err:.2e})"
+        forward = interleaved_medians({name: functools.partial(run, *c) for name, c in contenders.items()}, rounds)
+    leaves = {id(t): [x.clone().requires_grad_() for x in t] for t in (full, small)}
+    both = interleaved_medians({name: lambda c=c: run(c[0], leaves[id(c[1])]).sum().backward()
+                                for name, c in contenders.items()}, rounds)
+    print(f"selective scan b={SCAN_BATCH} d={SCAN_DIRECTIONS}x{SCAN_CHANNELS} (directions folded) n={SCAN_STATE} "
+          f"L={SCAN_LENGTH}, B/C in {SCAN_DIRECTIONS} groups, softplus, D, bias (small batch: b={SCAN_NAIVE_BATCH}):")
+    for name in contenders:
+        print(f"  {name:<20s} forward {forward[name] * 1e3:9.1f} ms   forward + backward {both[name] * 1e3:9.1f} ms")
+    if fused:
+        print(f"  ratio_selective_scan_fused_vs_chunk={forward['chunk'] / forward['fused']:.2f}/"
+              f"{both['chunk'] / both['fused']:.2f}")
+    else:
+        print("  (no fused C++ kernels here: `auto` runs chunk)")
+    small_ours = f"{ours}, small batch"
+    print(f"  ratio_selective_scan_{ours}_vs_naive={forward['naive, small batch'] / forward[small_ours]:.2f}/"
+          f"{both['naive, small batch'] / both[small_ours]:.2f}   (forward/forward+backward, b={SCAN_NAIVE_BATCH})")
 
 
 def main() -> None:
@@ -180,6 +246,7 @@ def main() -> None:
     for name in ours_scan:
         print(f"  ratio_scan2d_{name}_vs_naive={times['scan2d naive'] / times[f'scan2d {name}']:.2f}")
     backward_section(args.rounds, ours_delta, ours_scan)
+    selective_scan_section(args.rounds, fused)
     if torch.cuda.is_available():
         gpu_section(args.rounds)
     print(f"our chunked algorithm on this CPU: {ours}")

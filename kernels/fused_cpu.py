@@ -14,6 +14,9 @@ seconds) into a cache keyed by the sources, the compiler, the flags and the CPU 
 They run one OpenMP thread per sequence (and per group of 64 value columns for the forward recurrence), with torch's
 intra-op thread count.
 
+The same library holds the selective scan's kernels (csrc/selective_scan_cpu.cpp, backend `fused` of
+`kernels.selective_scan`; its autograd function is in kernels/selective_scan_fused.py).
+
 Gradients: the forward kernels keep nothing; one backward kernel (recurrent_backward_cpu.cpp) sweeps the generalized
 recurrence in reverse, recomputing the states from checkpoints every `chunk_size` tokens. The delta rule is its case
 `a = k`, `b = -beta k`, key `beta k`, `w = 1`, and autograd maps those gradients back to k and beta.
@@ -34,8 +37,9 @@ import torch
 from kernels.naive import compute_dtype
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = [CSRC / "delta_rule_cpu.cpp", CSRC / "recurrent_cpu.cpp", CSRC / "recurrent_backward_cpu.cpp"]
-HEADERS = [CSRC / "simd.h"]
+SOURCES = [CSRC / "delta_rule_cpu.cpp", CSRC / "recurrent_cpu.cpp", CSRC / "recurrent_backward_cpu.cpp",
+           CSRC / "selective_scan_cpu.cpp"]
+HEADERS = [CSRC / "simd.h", CSRC / "vector_math.h"]
 FLAGS = ["-O3", "-shared", "-fPIC", "-std=c++17"]
 # tried in turn: a compiler without OpenMP (Apple's clang) builds single-threaded kernels (the pragmas are ignored),
 # one that cannot target the host CPU builds generic vector code
@@ -104,6 +108,9 @@ def load_library() -> ctypes.CDLL:
         "delta_rule_forward": [size] * 6 + [pointer, index] * 5 + [pointer] * 2 + scale_threads,
         "recurrent_forward": [ctypes.c_int] + [size] * 5 + [pointer, index] * 8 + [pointer] * 2 + scale_threads,
         "recurrent_backward": [size] * 6 + [pointer, index] * 2 + [pointer] * 3 + scale_threads,
+        # the selective scan's (kernels/selective_scan_fused.py): sizes, input pointers, softplus flag, ..., threads
+        "selective_scan_forward": [index, pointer, ctypes.c_int, pointer, pointer, ctypes.c_int],
+        "selective_scan_backward": [index, pointer, ctypes.c_int, pointer, pointer, pointer, ctypes.c_int],
     }
     for name, argtypes in signatures.items():
         for suffix in ("_f32", "_f64"):

@@ -24,7 +24,7 @@ def test_auto_is_the_fused_recurrence_on_cpu():
     assert torch.equal(auto, fused) and rel_err(auto, naive) < 1e-12
     inputs = delta_inputs(1, 20, 2, 4, 4)
     assert torch.equal(delta_rule(*inputs)[0], delta_rule(*inputs, backend="fused_recurrent")[0])
-    assert BACKENDS == ("naive", "chunk", "fused_chunk", "fused_recurrent", "fla", "cuda", "auto")
+    assert BACKENDS == ("naive", "chunk", "fused", "fused_chunk", "fused_recurrent", "fla", "cuda", "auto")
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
