@@ -310,13 +310,17 @@ def _resume(paths: OutputPaths, run_key: dict, columns: list[str]) -> dict[str, 
     return {}
 
 
-def _check_restoration_model(name: str, scale: int, overrides: dict):
-    """The descriptor of a network that restores an LR image on its own; stage 1 and non-SR networks are errors."""
+def check_restoration_model(name: str, scale: int, overrides: dict, *, context: str = "evaluate"):
+    """The descriptor of a network that restores an LR image on its own; stage 1 and non-SR networks are errors.
+
+    Args:
+        context: what the message starts with (the command or option that named the model).
+    """
     desc = get_descriptor(name, scale=scale, **overrides)
     if desc.task != "sr":
-        raise ValueError(f"evaluate: {name!r} is a {desc.task} network; SR evaluation needs an SR network")
+        raise ValueError(f"{context}: {name!r} is a {desc.task} network; SR evaluation needs an SR network")
     if desc.stage == 1:
-        raise ValueError(f"evaluate: {name!r} is stage 1 of a two-stage model: its forward(lq, gt) encodes the ground "
+        raise ValueError(f"{context}: {name!r} is stage 1 of a two-stage model: its forward(lq, gt) encodes the ground "
                          "truth, so it is not a restoration model on its own; evaluate the stage-2 model instead")
     return desc
 
@@ -359,7 +363,7 @@ def evaluate(model_name: str | None, dataset: str, scale: int | None, out_csv: s
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) or checkpoint is None else read_checkpoint(checkpoint)
     model_spec = resolve_model(model_name, scale, overrides, ckpt)
     model_name, scale, overrides = model_spec.name, model_spec.scale, model_spec.overrides
-    desc = _check_restoration_model(model_name, scale, overrides)
+    desc = check_restoration_model(model_name, scale, overrides)
     stochastic = desc.stage == 2
     wrap, procedure_note = (lambda fwd: fwd), "the network's forward on the whole image"
     if procedure == "official":

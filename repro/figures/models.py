@@ -24,8 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from repro import build_model, get_descriptor, list_models
-from repro.evaluate import Checkpoint, load_checkpoint, read_checkpoint, resolve_model, to_tensor, to_uint8
+from repro import build_model, list_models
+from repro.evaluate import (
+    Checkpoint,
+    check_restoration_model,
+    load_checkpoint,
+    read_checkpoint,
+    resolve_model,
+    to_tensor,
+    to_uint8,
+)
 
 
 @dataclass(frozen=True)
@@ -73,16 +81,6 @@ def _read(path: Path) -> Checkpoint:
         raise ValueError(f"{path}: cannot be read as a checkpoint ({type(err).__name__}: {err})") from err
 
 
-def _check_sr_restoration(name: str, scale: int, overrides: dict, label: str):
-    desc = get_descriptor(name, scale=scale, **overrides)
-    if desc.task != "sr":
-        raise ValueError(f"--model {label}: {name!r} is a {desc.task} network; the grid shows SR outputs")
-    if desc.stage == 1:
-        raise ValueError(f"--model {label}: {name!r} is stage 1 of a two-stage model (its forward needs the ground "
-                         "truth); show the stage-2 model instead")
-    return desc
-
-
 def load_model(label: str, source: str, scale: int, *, weights: str | None = None,
                device: str = "cpu") -> RestorationModel:
     """Build and load the network of ``--model LABEL SOURCE`` (see the module docstring) for SR at ``scale``.
@@ -96,7 +94,7 @@ def load_model(label: str, source: str, scale: int, *, weights: str | None = Non
         raise ValueError(f"{path}: {'a' if ckpt.kind != 'official' else 'an'} {ckpt.kind} checkpoint does not name its "
                          f"model; give it as MODEL:{path} (e.g. srcnn:{path})")
     spec = resolve_model(name, scale, None, ckpt)  # a harness checkpoint trained at another scale is refused here
-    desc = _check_sr_restoration(spec.name, spec.scale, spec.overrides, label)
+    desc = check_restoration_model(spec.name, spec.scale, spec.overrides, context=f"--model {label}")
     network = build_model(spec.name, scale=spec.scale, **spec.overrides)
     weights_label = load_checkpoint(network, ckpt, weights=weights)  # "does not fit the model" names the file
     network.eval().to(device)
