@@ -211,3 +211,23 @@ def test_paper_profile_on_slurm_plans_every_job_and_torchrun_for_several_gpus(sn
     assert "slurm_partition=gpu" in out and "slurm_partition=cpu" in out and "gpu=4" in out
     # the paper's sizes: no CPU-profile override reaches a training job
     assert '"swinir":{"model":null}' in out and '"embed_dim":32' not in out
+
+
+def test_official_weights_add_an_evaluation_per_set_and_a_row(snakemake, data_mirror, tmp_path):
+    """A config naming an official checkpoint plans its evaluation on every set with the authors' test procedure,
+    and Table 3 gets it as an official-weights row; a named file that is not there is an error naming it."""
+    weights = tmp_path / "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth"
+    weights.write_bytes(b"")
+    (tmp_path / "official.yaml").write_text(yaml.safe_dump({"official_weights": {"swinir": str(weights)}}))
+    args = ["-n", "-p", "--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"), str(tmp_path / "official.yaml"),
+            "--config", f"data_mirror={data_mirror}", "--", "tables/table3.tex"]
+    res = snakemake(args, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert _job_counts(out)["evaluate_official"] == 1  # smoke: Set5 only
+    evaluate = next(line for line in out.splitlines() if f"--checkpoint {weights}" in line)
+    assert "--model swinir" in evaluate and "--procedure official" in evaluate
+    assert "--official swinir results/eval/swinir/official/Set5_x4.csv" in out
+    weights.unlink()
+    res = snakemake(args, cwd=tmp_path)
+    assert res.returncode != 0 and f"official_weights.swinir: {weights} does not exist" in res.stdout + res.stderr
