@@ -15,6 +15,10 @@ one group per direction) times the backends `fused` (C++, what `auto` runs on a 
 forward + backward, and prints `ratio_selective_scan_fused_vs_chunk=<forward>/<forward+backward>`; the naive loop,
 whose backward is quadratic in the length, is timed against `fused` on 2 of the 16 images
 (`ratio_selective_scan_fused_vs_naive`).
+
+For training, `delta_rule_fwd_bwd_over_fwd` and `scan2d_fwd_bwd_over_fwd` (forward + backward over forward of what
+`auto` runs here; target at most 3) and `scan2d_over_stacked` (the 2D scan over one state-evolution call on the same
+tokens already stacked in the four orders; target at most 1.1: reading the orders should cost nothing).
 """
 
 import argparse
@@ -28,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from kernels import delta_rule, fused_cpu, scan2d
-from kernels.api import selective_scan
+from kernels.api import selective_scan, state_evolution
 from kernels.chunk import delta_rule_flops
 
 MATMUL_SIZE = 2048
@@ -89,8 +93,8 @@ def gpu_section(rounds: int) -> None:
         print(f"  {name:<28s} {t * 1e3:9.2f} ms")
 
 
-def backward_section(rounds: int, delta_backends: list[str], scan_backends: list[str]) -> None:
-    """Forward + backward (the sum of the outputs) of the same two problems, for training."""
+def backward_section(rounds: int, delta_backends: list[str], scan_backends: list[str]) -> dict[str, float]:
+    """Forward + backward (the sum of the outputs) of the same two problems, for training; returns the medians."""
     torch.manual_seed(0)
     delta = [x.requires_grad_() for x in delta_rule_inputs(4, 4, 4096, 32)]
     scan = [x.requires_grad_() for x in scan_inputs(64, 64, 2)]
@@ -104,8 +108,27 @@ def backward_section(rounds: int, delta_backends: list[str], scan_backends: list
     contenders = {f"delta rule {b}": functools.partial(run_delta, b) for b in delta_backends}
     contenders.update({f"scan2d {b}": functools.partial(run_scan, b) for b in scan_backends})
     print("forward + backward, same shapes:")
-    for name, t in interleaved_medians(contenders, rounds).items():
+    times = interleaved_medians(contenders, rounds)
+    for name, t in times.items():
         print(f"  {name:<28s} {t * 1e3:9.1f} ms")
+    return times
+
+
+def stacked_scan_section(rounds: int, backend: str) -> float:
+    """The 2D scan against one state-evolution call over the same tokens already stacked in the four orders: what
+    reading the orders and putting the outputs back costs (1.0: nothing). Returns that ratio."""
+    torch.manual_seed(0)
+    inputs = scan_inputs(64, 64, 2)
+    stacked = [x.repeat(4, 1, 1, 1) for x in inputs]  # [4B, T, H, K]: the token count scan2d hands to the kernel
+    contenders = {"scan2d": lambda: scan2d(*inputs, height=64, width=64, backend=backend),
+                  "one stacked call": lambda: state_evolution(*stacked, backend=backend)}
+    with torch.no_grad():
+        times = interleaved_medians(contenders, rounds)
+    ratio = times["scan2d"] / times["one stacked call"]
+    print(f"2D scan against one {backend} call over the 4 x 4096 stacked tokens: {times['scan2d'] * 1e3:.1f} ms / "
+          f"{times['one stacked call'] * 1e3:.1f} ms")
+    print(f"  scan2d_over_stacked={ratio:.2f} (target <= 1.1)")
+    return ratio
 
 
 # MambaIR-like selective scan: batch 16 of 24x24 patches (L = 576), four directions of 64 channels, state 16
@@ -245,7 +268,12 @@ def main() -> None:
         print(f"  scan2d {name:<15s} {times[f'scan2d {name}'] * 1e3:9.1f} ms")
     for name in ours_scan:
         print(f"  ratio_scan2d_{name}_vs_naive={times['scan2d naive'] / times[f'scan2d {name}']:.2f}")
-    backward_section(args.rounds, ours_delta, ours_scan)
+    both = backward_section(args.rounds, ours_delta, ours_scan)
+    train_backend = "fused_recurrent" if fused else "chunk"  # what `auto` runs on this CPU
+    print(f"forward + backward over forward ({train_backend}, target <= 3): "
+          f"delta_rule_fwd_bwd_over_fwd={both[f'delta rule {train_backend}'] / times[train_backend]:.2f} "
+          f"scan2d_fwd_bwd_over_fwd={both[f'scan2d {train_backend}'] / times[f'scan2d {train_backend}']:.2f}")
+    stacked_scan_section(args.rounds, train_backend)
     selective_scan_section(args.rounds, fused)
     if torch.cuda.is_available():
         gpu_section(args.rounds)
