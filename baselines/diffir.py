@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from layers.norms import BiasFreeChannelNorm, ChannelLayerNorm
-from layers.padding import pad_reflect_to_multiple
+from layers.padding import pad_reflect_to_multiple, pad_symmetric_to_multiple
 from layers.prior import CPEN, IPRDiffusion, MLPDenoiser
 from layers.registry import register_model
 from layers.upsample import pixel_shuffle_upsampler
@@ -242,7 +242,10 @@ class _DiffIRBase(nn.Module):
         if lq.ndim != 4 or lq.shape[1] != self.lq_channels:
             raise ValueError(f"DiffIR ({self.task}) expects lq of shape [B, {self.lq_channels}, H, W], got {tuple(lq.shape)}")
         h, w = lq.shape[-2:]
-        padded = pad_reflect_to_multiple(lq, size_multiple(self.G.scale))
+        # SR: DiffIR's pad_test (reflect); inpainting: LaMa's pad_img_to_modulo (numpy symmetric), which the official
+        # inpainting code applies to image and mask before the network
+        pad = pad_reflect_to_multiple if self.task == "sr" else pad_symmetric_to_multiple
+        padded = pad(lq, size_multiple(self.G.scale))
         return padded, padded.shape[-2] - h, padded.shape[-1] - w
 
     def _pad_gt(self, gt: torch.Tensor, lq: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
@@ -250,7 +253,8 @@ class _DiffIRBase(nn.Module):
         if tuple(gt.shape) != want:
             raise ValueError(f"gt must have shape {want} for lq {tuple(lq.shape)} at scale {self.scale}, "
                              f"got {tuple(gt.shape)}")
-        return pad_reflect_to_multiple(gt, size_multiple(self.G.scale) * self.scale)
+        pad = pad_reflect_to_multiple if self.task == "sr" else pad_symmetric_to_multiple
+        return pad(gt, size_multiple(self.G.scale) * self.scale)
 
     def _restore(self, lq_padded: torch.Tensor, z: torch.Tensor, h: int, w: int) -> torch.Tensor:
         return self.G(lq_padded, z)[..., : self.scale * h, : self.scale * w]

@@ -1,7 +1,9 @@
 """Padding of feature maps [B, C, H, W] at the bottom and right, the two ways the official test scripts do it.
 
 - ``pad_symmetric``: append the flipped map (edge pixel repeated), numpy's ``symmetric`` mode; SwinIR's
-  ``main_test_swinir.py`` and MambaIRv2's test code.
+  ``main_test_swinir.py`` and MambaIRv2's test code. ``pad_symmetric_to_multiple``: the same up to a multiple, as
+  LaMa's ``pad_img_to_modulo`` pads image and mask, which DiffIR's inpainting code copies; both inpainting models
+  pad this way.
 - ``pad_reflect_to_multiple``: ``F.pad(..., "reflect")`` (edge pixel not repeated); HAT's ``HATModel.test``,
   DiffIR's ``pad_test`` and DiffRWKVIR.
 
@@ -22,6 +24,12 @@ def pad_symmetric(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
             x = torch.cat([x, x.flip(dim)], dim)
         x = x.narrow(dim, 0, target)
     return x
+
+
+def pad_symmetric_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad [B, C, h, w] at the bottom and right up to multiples of ``multiple`` by ``pad_symmetric``."""
+    h, w = x.shape[-2:]
+    return pad_symmetric(x, h + -h % multiple, w + -w % multiple)
 
 
 def pad_reflect_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -152,6 +152,8 @@ def build_model(name: str, **overrides) -> nn.Module:
     """
     desc = get_descriptor(name, **overrides)
     fn = _REGISTRY[name][0]
+    if desc.task == "inpaint":  # an inpainting network has no scale; callers that pass one for every model may
+        overrides.pop("scale", None)
     model = fn(**overrides)
     model.descriptor = desc
     return model

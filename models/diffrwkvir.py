@@ -17,13 +17,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from layers.checks import check_image_batch
-from layers.padding import pad_reflect_to_multiple
+from layers.padding import pad_reflect_to_multiple, pad_symmetric_to_multiple
 from layers.prior import CPEN, IPRDiffusion, MLPDenoiser
 from layers.registry import register_model
 from models.inpaint_net import DiffRWKVIRUNet
 from models.sr_net import DiffRWKVIRSR
 
 __all__ = ["DiffRWKVIRStage1", "DiffRWKVIRStage2", "PriorInputs"]
+
+
+# Inpainting: the CPENs see the image padded as the U-Net sees it (symmetric, to the U-Net's multiple), as in the
+# official inpainting code, which pads image and mask once before the whole model.
+INPAINT_MULTIPLE = DiffRWKVIRUNet.size_multiple
 
 
 class PriorInputs:
@@ -51,7 +56,7 @@ class PriorInputs:
     def stage2(self, lq: torch.Tensor) -> torch.Tensor:
         self.check(lq)
         if self.task == "inpaint":
-            return pad_reflect_to_multiple(lq, 4)
+            return pad_symmetric_to_multiple(lq, INPAINT_MULTIPLE)
         return F.pixel_unshuffle(pad_reflect_to_multiple(lq, self.lq_factor), self.lq_factor)
 
     def stage1(self, lq: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -62,7 +67,7 @@ class PriorInputs:
             raise ValueError(f"gt must be [B, 3, {expected[0]}, {expected[1]}] for lq {tuple(lq.shape)}, "
                              f"got {tuple(gt.shape)}")
         if self.task == "inpaint":
-            return pad_reflect_to_multiple(torch.cat([lq, gt], dim=1), 4)
+            return pad_symmetric_to_multiple(torch.cat([lq, gt], dim=1), INPAINT_MULTIPLE)
         gt = pad_reflect_to_multiple(gt, self.lq_factor * self.scale)
         return torch.cat([self.stage2(lq), F.pixel_unshuffle(gt, self.gt_factor)], dim=1)
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from layers.checks import check_image_batch
-from layers.padding import pad_reflect_to_multiple
+from layers.padding import pad_symmetric_to_multiple
 from models.dseb import DSEB, check_variant
 
 __all__ = ["DiffRWKVIRUNet"]
@@ -16,7 +16,8 @@ class DiffRWKVIRUNet(nn.Module):
     """Inpainting network ``G(lq, z)``: lq = cat(image * (1 - mask), mask) [B, 4, H, W] -> RGB [B, 3, H, W].
 
     Level l runs at ``width * 2**l`` channels and 1 / 2**l resolution; down: conv3x3 c -> c/2 + PixelUnshuffle(2);
-    up: conv3x3 c -> 2c + PixelShuffle(2), concat the skip, 1x1 reduce. Inputs are padded to a multiple of 8.
+    up: conv3x3 c -> 2c + PixelShuffle(2), concat the skip, 1x1 reduce. Inputs are padded to a multiple of 8 by
+    ``pad_symmetric_to_multiple`` (numpy's ``symmetric``, as the official inpainting code pads image and mask).
 
     Args:
         width: channels of level 1.
@@ -71,7 +72,7 @@ class DiffRWKVIRUNet(nn.Module):
     def forward(self, lq: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         check_image_batch(lq, channels=4, name="DiffRWKVIRUNet", what="cat(masked image, mask)")
         h, w = lq.shape[-2:]
-        x = self.conv_first(pad_reflect_to_multiple(lq, self.size_multiple))
+        x = self.conv_first(pad_symmetric_to_multiple(lq, self.size_multiple))
         skips = []
         for level in range(3):
             x = self._run(self.encoders[level], x, z)

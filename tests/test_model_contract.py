@@ -103,6 +103,34 @@ def test_inpainting_odd_sizes(name):
     assert out.shape == gt.shape and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if get_descriptor(n).task == "inpaint"])
+def test_inpainting_pads_as_the_official_inpainting_code(name):
+    """An odd-sized input is padded with numpy's ``symmetric`` mode (LaMa's ``pad_img_to_modulo``, which DiffIR's
+    inpainting code copies), not reflected: the output equals the crop of the output of the symmetric-padded input."""
+    from layers.padding import pad_reflect_to_multiple, pad_symmetric_to_multiple
+
+    model = _perturb_all(build(name).eval())
+    lq, gt = pair(model, 13, 11)
+    multiple = model.descriptor.size_multiple
+    padded = [(pad(lq, multiple), pad(gt, multiple)) for pad in (pad_symmetric_to_multiple, pad_reflect_to_multiple)]
+    with torch.no_grad():
+        out = restore(model, lq, gt)
+        symmetric, reflect = (restore(model, a, b)[..., :13, :11] for a, b in padded)
+    torch.testing.assert_close(out, symmetric, rtol=0, atol=1e-6)
+    assert (out - reflect).abs().max() > 1e-4  # the two paddings give different outputs, so the check can fail
+
+
+def test_symmetric_padding_is_numpys():
+    import numpy as np
+
+    from layers.padding import pad_symmetric_to_multiple
+
+    x = torch.arange(2 * 3 * 5, dtype=torch.float64).reshape(1, 2, 3, 5)
+    for multiple in (4, 8):  # 8 pads 3 rows by 5: more than the side, mirrored again as numpy does
+        want = np.pad(x.numpy(), ((0, 0), (0, 0), (0, -3 % multiple), (0, -5 % multiple)), mode="symmetric")
+        np.testing.assert_array_equal(pad_symmetric_to_multiple(x, multiple).numpy(), want)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_smallest_input_and_wrong_channels(name):
     model = build(name).eval()
@@ -124,6 +152,11 @@ def _perturb(model: torch.nn.Module) -> None:
             p.add_(0.05 * torch.randn_like(p))
             if n.endswith("attention.1.bias"):
                 p.fill_(1.0)
+
+
+def _perturb_all(model: torch.nn.Module) -> torch.nn.Module:
+    _perturb(model)
+    return model
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "bicubic"])
