@@ -71,6 +71,19 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec(name="CelebA-HQ", task="inpaint", folder="Inpainting/CelebA-HQ_1024/images", manifest="CelebA-HQ_1024",
                 note="the mirror holds a 56-image sample of CelebA-HQ at 1024x1024"),
     DatasetSpec(name="FFHQ", task="inpaint", folder="Inpainting/FFHQ_256/images", manifest="FFHQ_256"),
+    # the paper profile's inpainting training sets (config/paper.yaml train_inpaint); no per-file checksums known
+    DatasetSpec(name="Places365_train", task="inpaint", folder="Places365_train/images", count=1803460,
+                archive_url="http://data.csail.mit.edu/places/places365/train_256_places365standard.tar",
+                note="Places365-Standard training images at 256x256 (http://places2.csail.mit.edu, 1,803,460 "
+                     "images, about 24 GB); place them, flattened, in <data_mirror>/Places365_train/images/"),
+    DatasetSpec(name="CelebA-HQ_train", task="inpaint", folder="CelebA-HQ_train/images",
+                note="CelebA-HQ (Karras et al. 2018) has no public download URL of its own; make the 1024x1024 "
+                     "images with the progressive-GAN scripts, keep LaMa's 28,000-image training split, and place "
+                     "them in <data_mirror>/CelebA-HQ_train/images/"),
+    DatasetSpec(name="Places365_masks", task="mask", folder="Inpainting/Places365_val_256/masks", count=16,
+                manifest="Places365_val_256_masks", note="MI-GAN's masks for the Places365 sample; 255 = known, 0 = hole"),
+    DatasetSpec(name="FFHQ_masks", task="mask", folder="Inpainting/FFHQ_256/masks", count=18, manifest="FFHQ_256_masks",
+                note="MI-GAN's masks for the FFHQ sample; 255 = known, 0 = hole"),
     DatasetSpec(name="irregular_masks", task="mask", folder="Inpainting/masks/NVIDIA_irregular_test_every20th",
                 count=600, manifest="irregular_masks",
                 note="NVIDIA irregular mask test set (Liu et al. 2018), every 20th mask; 255 = hole"),
