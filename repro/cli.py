@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -79,6 +80,29 @@ def cmd_prepare(args) -> None:
     print(f"{args.dataset} x{args.scale}: checksums verified, {len(written)} pairs -> {args.out}")
 
 
+def cmd_prepare_inpaint(args) -> None:
+    from repro.data.inpaint import prepare_inpaint_set
+
+    manifest = prepare_inpaint_set(args.dataset, args.out, data_mirror=args.data_mirror, data_dir=args.data_dir,
+                                   seed=args.seed)
+    print(f"{args.dataset}: checksums verified, images and fixed masks -> {args.out} ({manifest})")
+
+
+def cmd_evaluate_inpaint(args) -> None:
+    from repro.evaluate import read_checkpoint
+    from repro.evaluate_inpaint import evaluate_inpaint
+
+    ckpt = read_checkpoint(args.checkpoint) if args.checkpoint is not None else None
+    result = evaluate_inpaint(args.model, args.dataset, args.prepared, args.out_csv, out_json=args.out_json,
+                              checkpoint=ckpt, overrides=_overrides(args.set) if args.set else None,
+                              weights=args.weights, seed=args.seed, save_images=args.save_images,
+                              metric_weights=args.metric_weights, device=args.device, progress=not args.quiet)
+    shown = "  ".join(f"{m.upper()} {v:.4f}" for m, v in result.means.items() if not math.isnan(v))
+    print(f"{result.model} {args.dataset}: {shown}  -> {result.csv_path}")
+    for metric, reason in result.missing.items():
+        print(f"  {metric}: missing ({reason})")
+
+
 def cmd_datasets(args) -> None:
     from repro.data.registry import DATASETS, DatasetError, locate
 
@@ -102,7 +126,7 @@ def cmd_table(args) -> None:
                out_tex=Path(args.out_tex), extra_published=args.extra_published or None,
                official_files=[(model, Path(p)) for model, p in args.official],
                absent_datasets=dict(args.absent_dataset), footnotes=args.footnote,
-               bicubic_eval=[Path(p) for p in args.bicubic_eval])
+               bicubic_eval=[Path(p) for p in args.bicubic_eval], dataset_as=dict(args.dataset_as))
     print(f"table {args.table} -> {args.out_csv}, {args.out_tex}")
 
 
@@ -210,6 +234,32 @@ def main(argv: list[str] | None = None) -> None:
     threads_arg(p)
     p.set_defaults(func=cmd_prepare)
 
+    p = sub.add_parser("prepare-inpaint", help="check an inpainting set, fix its masks -> images/, masks/, manifest.tsv")
+    p.add_argument("--dataset", required=True, help="a Table 2 set: Places365, CelebA-HQ or FFHQ (the Mural stand-in)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0, help="the draw of the masks the set does not bring (CelebA-HQ)")
+    data_args(p)
+    threads_arg(p)
+    p.set_defaults(func=cmd_prepare_inpaint)
+
+    p = sub.add_parser("evaluate-inpaint", help="per-image PSNR/SSIM/LPIPS and FID of an inpainting model -> CSV")
+    p.add_argument("--model", default=None, help="registry name (default: the harness checkpoint's)")
+    p.add_argument("--dataset", required=True, help="the Table 2 set the prepared folder holds")
+    p.add_argument("--prepared", required=True, help="a folder made by prepare-inpaint")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-json", default=None)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--weights", choices=["raw", "ema"], default=None)
+    p.add_argument("--seed", type=int, default=0, help="noise seed of stage-2 (diffusion) models, the same for every image")
+    p.add_argument("--save-images", default=None, metavar="DIR",
+                   help="where the completed images go (default: <csv stem>_images/ beside the CSV)")
+    p.add_argument("--metric-weights", default=None, help="folder with the LPIPS and FID weight files")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model constructor override")
+    p.add_argument("--quiet", action="store_true")
+    threads_arg(p)
+    p.set_defaults(func=cmd_evaluate_inpaint)
+
     p = sub.add_parser("datasets", help="list the registered datasets and whether they are available")
     data_args(p)
     p.set_defaults(func=cmd_datasets)
@@ -230,6 +280,9 @@ def main(argv: list[str] | None = None) -> None:
                         "with MODEL's published numbers (repeatable)")
     p.add_argument("--absent-dataset", nargs=2, action="append", default=[], metavar=("NAME", "REASON"),
                    help="why dataset NAME has no results; the reason of its missing cells (repeatable)")
+    p.add_argument("--dataset-as", nargs=2, action="append", default=[], metavar=("DATASET", "PAPER_DATASET"),
+                   help="show the results on DATASET in the paper's PAPER_DATASET block, labelled as a stand-in, e.g. "
+                        "--dataset-as FFHQ Mural for Table 2 (Mural is not public) (repeatable)")
     p.add_argument("--footnote", action="append", default=[], metavar="TEXT",
                    help="a line for the LaTeX footer, e.g. the profile, training budget or hardware (repeatable)")
     p.add_argument("--bicubic-eval", nargs="*", default=[],

@@ -20,6 +20,8 @@ from repro.metrics import networks
 from repro.metrics.weights import NIQE_PARAMS, resolve_weights
 
 SR_METRICS = ("psnr", "ssim", "niqe", "lpips", "rmse", "sam")
+# Below this many images FID is strongly biased upwards (Chong & Forsyth 2020): reported with a warning.
+FID_MIN_IMAGES = 2000
 INPAINT_METRICS = ("psnr", "ssim", "lpips", "fid")
 PROTOCOL_TABLES = MappingProxyType({"sr": ("table3", "table5"), "inpaint": ("table2",)})
 

@@ -2,9 +2,10 @@
 
 A run's config is a plain nested dict, written to the run folder as ``config.yaml``:
 
-    model: <registry name>     scale: <int>     stage1: <stage-1 run folder or null>
+    model: <registry name>     scale: <int, 1 for inpainting>     stage1: <stage-1 run folder or null>
     model_args: {...}          keyword overrides for ``build_model`` (a profile's ``models.<name>.model``)
-    train: {...}               the profile's ``train`` section, updated by ``models.<name>.train``
+    train: {...}               the profile's ``train`` section, updated by ``train_inpaint`` for an inpainting
+                               network, then by ``models.<name>.train``
     data_mirror, data_dir      where the training and validation sets are read
 
 Profiles (``config/*.yaml``) are merged in the order given, later files winning key by key, so a recipe file can be
@@ -75,14 +76,19 @@ def resolve(profile: dict, *, model: str, scale: int, stage1: str | None = None)
     """The run config of ``model`` at ``scale`` under ``profile`` (see the module docstring)."""
     if "train" not in profile:
         raise ConfigError("the config has no 'train' section (see config/config.yaml)")
+    from repro import get_descriptor
+
     per_model = (profile.get("models") or {}).get(model) or {}
     unknown = set(per_model) - {"model", "train"}
     if unknown:
         raise ConfigError(f"models.{model}: unknown keys {sorted(unknown)}; expected 'model' and/or 'train'")
+    train = profile["train"]
+    if get_descriptor(model).task == "inpaint":  # its own data and recipe; no scale
+        train, scale = _merge(train, profile.get("train_inpaint") or {}), 1
     return {
         "model": model, "scale": int(scale), "stage1": None if stage1 is None else str(stage1),
         "model_args": dict(per_model.get("model") or {}),
-        "train": _merge(profile["train"], per_model.get("train") or {}),
+        "train": _merge(train, per_model.get("train") or {}),
         "data_mirror": profile.get("data_mirror"), "data_dir": profile.get("data_dir", "data"),
     }
 

@@ -1,4 +1,5 @@
-"""One trainer for every registered network: single-stage SR models, and the two stages of DiffIR and DiffRWKVIR.
+"""One trainer for every registered network: single-stage SR models, and the two stages of DiffIR and DiffRWKVIR
+for SR and for inpainting (``repro.train.data_inpaint``: crops with free-form and irregular masks).
 
 ``train(cfg, out_dir, ...)`` runs the schedule of ``cfg["train"]`` (see config/config.yaml) from step 0 or from a
 checkpoint. A step is one optimizer update on a global batch; the data of step t is a function of the seed and t
@@ -121,6 +122,7 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
         progress: show a progress bar (only on a terminal, only on rank 0).
     """
     from repro.train.data import build_training_data, make_loader
+    from repro.train.data_inpaint import build_inpaint_training_data
 
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
@@ -154,7 +156,7 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=tc["lr"], betas=tuple(tc["betas"]), weight_decay=tc.get("weight_decay", 0.0))
 
-    data = build_training_data(cfg)
+    data = build_inpaint_training_data(cfg) if model.descriptor.task == "inpaint" else build_training_data(cfg)
     steps_per_epoch = max(1, math.ceil(data.epoch_length / tc["batch"]))
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, _milestones(tc, steps_per_epoch), gamma=tc["lr_gamma"])
     scaler = torch.amp.GradScaler(enabled=False)  # bf16 needs no loss scaling; kept for fp16 recipes and the format

@@ -1,8 +1,14 @@
-"""Validation during training: mean PSNR / SSIM of the frozen SR protocol on a held-out set (``train.val_set``)."""
+"""Validation during training: mean PSNR / SSIM of the frozen protocol on a held-out set (``train.val_set``).
+
+SR networks are validated on an SR benchmark under ``sr-y601-crop{s}-fp64``; inpainting networks on a Table 2 set
+with its fixed masks (prepared once under ``train.cache_dir``) under ``inpaint-rgb-full-fp64``, known pixels pasted
+back. Only ``best.pt`` depends on validation; the workflow evaluates ``final.pt``.
+"""
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +25,35 @@ def _pairs(dataset: str, scale: int, data_mirror: str | None, data_dir: str) -> 
                                                   prepared_dir=None))
 
 
+@functools.cache
+def _inpaint_pairs(dataset: str, data_mirror: str | None, data_dir: str, cache_dir: str) -> tuple:
+    from repro.data.inpaint import load_inpaint_pairs, prepare_inpaint_set
+
+    folder = Path(cache_dir) / "validation" / dataset
+    if not (folder / "manifest.tsv").is_file():
+        prepare_inpaint_set(dataset, folder, data_mirror=data_mirror, data_dir=data_dir)
+    return tuple(load_inpaint_pairs(folder))
+
+
+@torch.no_grad()
+def validate_inpaint(model: nn.Module, cfg: dict, device: torch.device) -> tuple[float, float]:
+    """(mean PSNR, mean SSIM) of an inpainting ``model`` on ``train.val_set`` (stage 1 sees the ground truth)."""
+    from repro.evaluate_inpaint import complete
+    from repro.metrics import get_protocol
+
+    protocol = get_protocol("inpaint", metrics=("psnr", "ssim"))
+    tc = cfg["train"]
+    pairs = _inpaint_pairs(tc["val_set"], cfg.get("data_mirror"), cfg.get("data_dir", "data"),
+                           tc.get("cache_dir") or "results/cache/lr")
+    scores = []
+    for pair in pairs:
+        out = complete(model, pair.image, pair.hole, device=device, seed=0, with_gt=True)
+        s = protocol.compute(out, pair.image)
+        scores.append((s["psnr"], s["ssim"]))
+    psnr, ssim = np.mean(scores, axis=0)
+    return float(psnr), float(ssim)
+
+
 @torch.no_grad()
 def validate(model: nn.Module, cfg: dict, device: torch.device) -> tuple[float, float]:
     """(mean PSNR, mean SSIM) of ``model`` on ``cfg["train"]["val_set"]`` under ``sr-y601-crop{s}-fp64``.
@@ -30,6 +65,8 @@ def validate(model: nn.Module, cfg: dict, device: torch.device) -> tuple[float, 
     from repro.evaluate import to_tensor, to_uint8
     from repro.metrics import get_protocol
 
+    if model.descriptor.task == "inpaint":
+        return validate_inpaint(model, cfg, device)
     scale = cfg["scale"]
     protocol = get_protocol("sr", scale=scale, metrics=("psnr", "ssim"))
     stage = model.descriptor.stage
