@@ -10,6 +10,15 @@ grid (the paper's Fig. 10)::
   ``--model SRCNN srcnn:weights/srcnn_x4.pth --model Ours results/train/diffrwkvir/x4/seed0/final.pt``.
   The workflow evaluates a stage-2 run of training seed k with ``--seed k``; pass the same to show those outputs.
 
+inpaint-grid (the paper's Fig. 9)::
+
+    python -m repro.figures inpaint-grid --prepared DIR --images NAME [NAME ...] --out FILE.png
+        --model LABEL EVAL_CSV [--model LABEL EVAL_CSV ...] [--hole-value 255]
+
+  ``DIR`` is a prepared inpainting set (``results/prepared/inpaint/<Set>``); ``EVAL_CSV`` an inpainting evaluation
+  of that set (``results/eval/<model>/seed<k>/<Set>_inpaint.csv``), whose sidecar's ``save_images`` holds the
+  completed images shown. Nothing is run: the grid shows the evaluated images and their PSNRs.
+
 tradeoff::
 
     python -m repro.figures tradeoff --eval-json FILE.json [FILE.json ...] --dataset NAME [--scale S]
@@ -36,6 +45,14 @@ def cmd_grid(args) -> None:
                            bicubic=args.bicubic, scale=args.scale, seed=args.seed, weights=args.weights,
                            crop_origin=tuple(args.crop_at) if args.crop_at else None, device=args.device)
     print(f"grid: {len(args.images)} images x {len(args.model) + args.bicubic} models -> {png}, {table}")
+
+
+def cmd_inpaint_grid(args) -> None:
+    from repro.figures.inpaint_grid import make_inpaint_grid
+
+    png, table = make_inpaint_grid(args.prepared, args.images, args.out, [tuple(m) for m in args.model],
+                                   hole_value=args.hole_value)
+    print(f"inpaint-grid: {len(args.images)} images x {len(args.model)} models -> {png}, {table}")
 
 
 def cmd_tradeoff(args) -> None:
@@ -77,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
     p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("inpaint-grid", help="qualitative inpainting grid: masked input, each model's evaluated "
+                                            "completion with its PSNR, ground truth (Fig. 9)")
+    p.add_argument("--prepared", required=True, metavar="DIR",
+                   help="a prepared inpainting set (images/, masks/), e.g. results/prepared/inpaint/Places365")
+    p.add_argument("--images", required=True, nargs="+", metavar="NAME", help="image names (file stems), one row each")
+    p.add_argument("--model", action="append", nargs=2, default=[], metavar=("LABEL", "EVAL_CSV"),
+                   help="a column: its caption and the model's evaluation CSV of this set (its sidecar names the "
+                        "folder of completed images); repeat for more columns")
+    p.add_argument("--hole-value", type=int, default=255, metavar="0-255",
+                   help="gray level of the hole in the masked input (default 255: white)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="the figure; its CSV goes beside it (FILE.csv)")
+    p.set_defaults(func=cmd_inpaint_grid)
 
     p = sub.add_parser("tradeoff", help="PSNR against parameters and against time per image, from evaluation sidecars")
     p.add_argument("--eval-json", required=True, nargs="+", metavar="FILE.json",

@@ -4,7 +4,8 @@ Layout, in PNG pixels (``GridLayout``): a title band (as many lines as the wrapp
 the column names, then one band per image: a row of ``CELL`` x ``CELL`` cells with a caption strip under them.
 Cells are ``GAP`` apart, with a ``MARGIN`` around. The HR image is fitted into its cell with its aspect kept; crops
 are square and fill theirs, magnified with nearest-neighbour interpolation so that the pixels the metrics compare
-are the pixels one sees.
+are the pixels one sees. ``draw_cells`` lays out any such grid of whole images with a caption each (the inpainting
+grid, ``repro.figures.inpaint_grid``); ``draw_grid`` is the SR grid with its crop box.
 """
 
 from __future__ import annotations
@@ -106,6 +107,30 @@ def draw_grid(rows: Sequence[GridRow], *, title: str) -> Figure:
         for col, pixels in enumerate(crops, start=1):
             _show(fig, layout, r, col, pixels)
         for col, caption in enumerate(captions):
+            left, top = layout.cell(r, col)
+            _text(fig, layout, left + CELL / 2, top + CELL + CAPTION / 2, caption)
+    return fig
+
+
+def draw_cells(headers: Sequence[str], rows: Sequence[Sequence[tuple[np.ndarray, str]]], *, title: str) -> Figure:
+    """A grid of images under ``title``: one column per header, one band per row, each cell an (image, caption) pair.
+
+    Every row has one cell per header; images are fitted into their cell with the aspect kept.
+    """
+    n_cols = len(headers)
+    if any(len(row) != n_cols for row in rows):
+        raise ValueError(f"every row needs {n_cols} cells, one per column {list(headers)}")
+    lines = wrap_title(title, n_cols)
+    layout = GridLayout(n_rows=len(rows), n_cols=n_cols, title_lines=len(lines))
+    fig = new_figure(layout.width / DPI, layout.height / DPI)
+    fig.text(0.5, 1 - MARGIN / layout.height, "\n".join(lines), ha="center", va="top", fontsize=FONT_PT,
+             linespacing=1.25)
+    for col, header in enumerate(headers):
+        left, top = layout.cell(0, col)
+        _text(fig, layout, left + CELL / 2, top - HEADER / 2, header, fontweight="bold")
+    for r, row in enumerate(rows):
+        for col, (pixels, caption) in enumerate(row):
+            _show(fig, layout, r, col, pixels)
             left, top = layout.cell(r, col)
             _text(fig, layout, left + CELL / 2, top + CELL + CAPTION / 2, caption)
     return fig

@@ -9,12 +9,17 @@ kind of flag on its header. The footer names the protocols and the caller's own 
 
 Table 5's blocks are its four ablation groups (token shift, backbone, MLP variants, scan), each titled with the
 dataset it is measured on; its rows are labelled with the variant as the paper prints it.
+
+Table 2 (`repro.tables.table2`): a row whose every cell is missing for a reason of `ROW_MARKS` (the published-only
+rows) carries that mark on its label, explained once in the footer, and no footnote per cell; a cell with a
+`footnote` (the image count of a reproduced FID) gets it; a block filled by a stand-in dataset
+(`repro.tables.stand_in`) is titled with the stand-in and a footnote (`block_titles`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from string import ascii_lowercase
 
 import pandas as pd
@@ -22,6 +27,7 @@ import pandas as pd
 from repro.tables.consistency import FLAGGED_METRIC, flag_footnote
 from repro.tables.official import is_official
 from repro.tables.ranking import BEST, SECOND, rank_marks
+from repro.tables.table2 import ROW_MARKS
 from repro.tables.table4 import NOT_COMPARED
 
 METRIC_HEADERS = {
@@ -85,9 +91,26 @@ def _reproduced(cell, rank: str | None) -> str:
     return text
 
 
-def _cell(cell, notes: _Footnotes, rank: str | None = None) -> str:
+def _text(cell, field: str) -> str:
+    value = getattr(cell, field, "")
+    return value if isinstance(value, str) else ""
+
+
+def _row_mark(row: pd.DataFrame) -> str | None:
+    """The `ROW_MARKS` reason every cell of a row is missing for, if any (a published-only row of Table 2)."""
+    reasons = set(row["reason"])
+    if len(reasons) == 1 and (row["status"] == "missing").all() and (reason := reasons.pop()) in ROW_MARKS:
+        return reason
+    return None
+
+
+def _cell(cell, notes: _Footnotes, rank: str | None = None, row_marked: bool = False) -> str:
     """One "reproduced (published)" entry; `cell` is a row of the joined table (a namedtuple)."""
     published = f" ({_number(cell.published, cell.decimals)})"
+    if row_marked:  # the row label carries the reason
+        return "---" + published
+    if _text(cell, "footnote"):
+        return _reproduced(cell, rank) + notes.mark(cell.footnote) + published
     if cell.status == "missing":
         # A cell of a run that exists names the run's protocol; a cell with no run at all has none to name.
         reason = f"{cell.reason}; protocol {cell.protocol}" if cell.protocol else cell.reason
@@ -109,8 +132,12 @@ def _header(metric: str, cells: pd.DataFrame, notes: _Footnotes) -> str:
     return header
 
 
-def _block_title(block: pd.DataFrame, columns: tuple[str, ...]) -> str:
+def _block_title(block: pd.DataFrame, columns: tuple[str, ...], titles: Mapping[str, tuple[str, str]],
+                 notes: _Footnotes) -> str:
     first = block.iloc[0]
+    if first.dataset in titles:  # a stand-in dataset: its name, and a footnote on what the block compares
+        title, footnote = titles[first.dataset]
+        return escape(title) + (notes.mark(footnote) if footnote else "")
     if columns == ("component",):
         paper_names = [label.split(":", 1)[0] for label in block["label"] if ":" in label]
         name = paper_names[0] if paper_names else first.component
@@ -128,8 +155,11 @@ def _row_label(cell, block_dataset: str) -> str:
     return escape(label)
 
 
-def _footer(cells: pd.DataFrame, marked: bool, footnotes: Sequence[str]) -> list[str]:
+def _footer(cells: pd.DataFrame, marked: bool, footnotes: Sequence[str], row_marks: Sequence[str] = ()) -> list[str]:
     footer = [r"\par\smallskip\footnotesize", r"Cells: reproduced (published).\\"]
+    for reason in row_marks:
+        symbol, text = ROW_MARKS[reason]
+        footer.append(rf"{symbol}\,{escape(text)}.\\")
     if marked:
         footer.append(r"\textbf{Bold}: best, \underline{underlined}: second best reproduced value of a block and column.\\")
     if "n_seeds" in cells.columns and (cells["n_seeds"].fillna(0) >= 2).any():
@@ -141,7 +171,7 @@ def _footer(cells: pd.DataFrame, marked: bool, footnotes: Sequence[str]) -> list
 
 
 def to_latex(cells: pd.DataFrame, table_id: str, caption: str, paper_source: str = "",
-             footnotes: Sequence[str] = ()) -> str:
+             footnotes: Sequence[str] = (), block_titles: Mapping[str, tuple[str, str]] | None = None) -> str:
     """LaTeX source of one table (booktabs; needs only \\usepackage{booktabs}).
 
     Args:
@@ -150,6 +180,8 @@ def to_latex(cells: pd.DataFrame, table_id: str, caption: str, paper_source: str
         caption: the caption text (escaped here).
         paper_source: the paper's reference; rows whose published source differs get a footnote naming it.
         footnotes: lines the caller adds to the footer (e.g. the profile, the training budget, the hardware).
+        block_titles: dataset -> (title, footnote) of a block shown under another name than its dataset (a stand-in,
+            `repro.tables.stand_in.block_titles`).
     """
     if table_id not in LAYOUT:
         raise ValueError(f"no LaTeX layout for {table_id!r}; expected one of {sorted(LAYOUT)}")
@@ -162,10 +194,12 @@ def to_latex(cells: pd.DataFrame, table_id: str, caption: str, paper_source: str
              " & ".join(["Method"] + [_header(m, cells, notes) for m in metrics]) + r" \\"]
     blocks = cells.groupby(list(block_columns), sort=False) if block_columns else [((), cells)]
     marked = False
+    row_marks: list[str] = []
     for _, block in blocks:
         lines.append(r"\midrule")
         if block_columns:
-            lines.append(rf"\multicolumn{{{len(metrics) + 1}}}{{l}}{{\textit{{{_block_title(block, block_columns)}}}}} \\")
+            title = _block_title(block, block_columns, block_titles or {}, notes)
+            lines.append(rf"\multicolumn{{{len(metrics) + 1}}}{{l}}{{\textit{{{title}}}}} \\")
         ranks = rank_marks(block)
         marked = marked or bool(ranks)
         for _, row in block.groupby(row_columns, sort=False):
@@ -174,10 +208,14 @@ def to_latex(cells: pd.DataFrame, table_id: str, caption: str, paper_source: str
             sources = set(row["source"]) - {"", paper_source}
             for source in sorted(sources):
                 label += notes.mark(f"published values: {source}")
+            row_mark = _row_mark(row)
+            if row_mark is not None:
+                label += ROW_MARKS[row_mark][0]
+                row_marks += [row_mark] if row_mark not in row_marks else []
             by_metric = {cell.metric: cell for cell in row.itertuples()}
-            entries = [_cell(by_metric[m], notes, ranks.get(by_metric[m].Index)) if m in by_metric else ""
-                       for m in metrics]
+            entries = [_cell(by_metric[m], notes, ranks.get(by_metric[m].Index), row_mark is not None)
+                       if m in by_metric else "" for m in metrics]
             lines.append(" & ".join([label] + entries) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    lines += _footer(cells, marked, footnotes) + notes.lines() + [r"\end{table}"]
+    lines += _footer(cells, marked, footnotes, row_marks) + notes.lines() + [r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,9 @@ from repro.tables.latex import to_latex
 from repro.tables.official import OfficialFiles, add_official_rows, official_models, official_pairs
 from repro.tables.published import load_extra, load_published
 from repro.tables.results import Files, read_eval_files, read_profile_files
+from repro.tables.stand_in import block_titles, map_datasets, mark_stand_ins
+from repro.tables.table2 import finish as finish_table2
+from repro.tables.table2 import row_models
 from repro.tables.table4 import mark_not_compared
 
 # the SR tables, whose published RMSE and SAM are checked against PSNR and Bicubic (repro.tables.consistency)
@@ -53,6 +56,7 @@ def make_table(
     absent_datasets: Mapping[str, str] | None = None,
     footnotes: Sequence[str] = (),
     bicubic_eval: Files = (),
+    dataset_as: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Join one table and write `out_csv` (one row per cell) and `out_tex`; returns the joined cells.
 
@@ -75,6 +79,8 @@ def make_table(
         footnotes: lines for the LaTeX footer (profile, training budget, hardware).
         bicubic_eval: Bicubic evaluation CSVs read only as the SAM reference of the consistency check, for a table
             without a Bicubic row (Table 5).
+        dataset_as: dataset of the results -> dataset (block) of the paper it stands in for, e.g. {"FFHQ": "Mural"}
+            for Table 2 (Mural is not public); labelled in the notes and the LaTeX (`repro.tables.stand_in`).
     """
     paper = load_published(table_id, published_dir)
     paper_source = paper["source"].iloc[0]
@@ -87,7 +93,13 @@ def make_table(
     published["order"] = [block_rank[block] * len(published) + i for i, block in enumerate(blocks)]
     frames = [read_eval_files(eval_files), read_eval_files(official), read_profile_files(profile_files)]
     reproduced = pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
+    reproduced = map_datasets(reproduced, dataset_as, paper["dataset"])
+    if table_id == "table2":  # the harness's diffrwkvir_inpaint is the paper's diffrwkvir row
+        reproduced = row_models(reproduced, paper["model"])
     cells = join(published, reproduced, tolerances, absent_datasets).assign(table_id=table_id)
+    cells = mark_stand_ins(cells, dataset_as)
+    if table_id == "table2":  # published-only rows, FID image counts
+        cells = finish_table2(cells)
     if table_id == "table4":  # a cell measured on another device or input is not compared with the paper's
         cells = mark_not_compared(cells)
     if table_id in SR_TABLES:
@@ -95,6 +107,10 @@ def make_table(
     out_csv, out_tex = Path(out_csv), Path(out_tex)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     out_tex.parent.mkdir(parents=True, exist_ok=True)
-    cells.drop(columns=["decimals", "order"]).to_csv(out_csv, index=False)
-    out_tex.write_text(to_latex(cells, table_id, CAPTIONS[table_id], paper_source=paper_source, footnotes=footnotes))
+    # decimals and order lay the LaTeX out; a cell's LaTeX footnote (Table 2's FID counts) is in its note too
+    cells.drop(columns=["decimals", "order", "footnote"], errors="ignore").to_csv(out_csv, index=False)
+    caption = CAPTIONS[table_id] + "".join(f" ({results} as a stand-in for {paper})"
+                                           for results, paper in (dataset_as or {}).items())
+    out_tex.write_text(to_latex(cells, table_id, caption, paper_source=paper_source, footnotes=footnotes,
+                                block_titles=block_titles(dataset_as)))
     return cells

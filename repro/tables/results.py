@@ -3,7 +3,9 @@
 Evaluation: one CSV per (model, dataset, scale), `results/eval/<model>/<Dataset>_x<s>.csv`, with columns
 `image, <metric>...` (NaN where not measured) and a last row whose image is `mean`, plus a sidecar
 `<Dataset>_x<s>.json` with `model, dataset, scale, protocol, n_images, missing, git_sha, versions`; `missing` maps a
-metric to the reason it was not measured. Profiling (Table 4): one JSON per model with `params_m, flops_g,
+metric to the reason it was not measured. Inpainting (Table 2) writes `<Set>_inpaint.csv` with `scale: null` (the
+published table's empty scale), its `mean` row's `fid` the set-level FID and the sidecar's `fid` its image count
+(read by `repro/tables/table2.py`). Profiling (Table 4): one JSON per model with `params_m, flops_g,
 train_time_s, infer_time_s, l2_hit_pct, dram_read_gbps, device, missing` (and, from `python -m repro profile`, a
 `protocol` per column and the device, input and kernel forms that `repro/tables/table4.py` checks).
 
@@ -82,6 +84,11 @@ def _value(raw) -> float:
     return float("nan") if raw is None else float(raw)
 
 
+def _scale(raw) -> str:
+    """The scale as the published tables key it: "4", or "" for a task without one (inpainting writes null)."""
+    return "" if raw is None or raw == "" else str(int(raw))
+
+
 def read_eval(path: str | Path, name: str | None = None) -> pd.DataFrame:
     """One evaluation CSV (and its JSON sidecar) as long rows: key columns, `reproduced`, `reason`, `protocol`, ..."""
     path = Path(path)
@@ -104,7 +111,7 @@ def read_eval(path: str | Path, name: str | None = None) -> pd.DataFrame:
         value = _value(mean[metric]) if metric in table.columns else float("nan")
         reason = "" if not math.isnan(value) else str(missing.get(metric, "not measured (no reason recorded)"))
         records.append({
-            **row, "dataset": str(meta["dataset"]), "scale": str(int(meta["scale"])), "metric": metric,
+            **row, "dataset": str(meta["dataset"]), "scale": _scale(meta["scale"]), "metric": metric,
             "reproduced": value, "reason": reason, "protocol": _protocol_of(meta.get("protocol"), metric),
             "n_images": meta.get("n_images", len(table) - 1), "git_sha": str(meta.get("git_sha", "")),
             "result_file": str(path), "seed": _seed(meta),
