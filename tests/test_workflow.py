@@ -144,8 +144,15 @@ def test_smoke_profile_end_to_end(snakemake, data_mirror, tmp_path):
         rows = {(r["component"], r["variant"]) for r in csv.DictReader(fh) if r["reproduced"]}
     wanted = {(c, v) for c, g in cfg["table5"]["groups"].items() for v in g["variants"]}
     assert rows == wanted
-    for figure in ("fig10_grid.png", "psnr_vs_params.png", "psnr_vs_time.png"):
+    for figure in ("fig10_grid.png", "psnr_vs_params.png", "psnr_vs_time.png", "fig9_Places365.png"):
         assert (tmp_path / "tables" / "figures" / figure).stat().st_size > 1000
+    with open(tmp_path / "tables" / "table2.csv") as fh:
+        table2 = {(r["model"], r["dataset"], r["metric"]): r for r in csv.DictReader(fh)}
+    for model in ("diffir", "diffrwkvir"):  # trained (4 steps per stage) and evaluated on every block
+        for dataset in ("Places365", "CelebA-HQ", "Mural"):
+            assert table2[(model, dataset, "psnr")]["reproduced"], (model, dataset)
+    assert "FFHQ" in table2[("diffrwkvir", "Mural", "psnr")]["note"]  # the stand-in says what it is
+    assert table2[("lama", "Places365", "psnr")]["reason"].startswith("published only")
     assert (tmp_path / "results" / "benchmarks" / "train" / "swinir" / "x4" / "seed0.tsv").exists()
     meta = json.loads((tmp_path / "results" / "eval" / "swinir" / "seed0" / "Set5_x4.json").read_text())
     assert meta["train_seed"] == 0 and meta["n_params"] > 0 and meta["forward_seconds"]["n_timed"] == 5
@@ -188,6 +195,24 @@ def test_an_interrupted_training_job_resumes_from_its_last_checkpoint(snakemake,
     log = (tmp_path / "logs" / "train" / "srcnn" / "x4" / "seed0.log").read_text()
     resumed_at = int(re.search(r"resuming at step (\d+) of 1000", log).group(1))
     assert resumed_at >= stopped_at and (run / "final.pt").exists()
+
+
+@pytest.mark.parametrize("profile", ["config.yaml", "smoke.yaml", "paper.yaml"])
+def test_dry_run_plans_table2_with_fixed_masks_and_two_stages(snakemake, data_mirror, tmp_path, profile):
+    """Table 2: each set prepared once, each inpainting row's two stages per seed, one evaluation per set and seed;
+    FFHQ fills the Mural block, said on the command line."""
+    cfg = _merged(profile)
+    res = snakemake(["-n", "-p", "--cores", "2", "--configfile", str(REPO / "config" / profile),
+                     "--config", f"data_mirror={data_mirror}", "--", "tables/table2.tex"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    t2, n_seeds = cfg["table2"], len(cfg["seeds"])
+    assert _job_counts(out) == {"prepare_inpaint": len(t2["datasets"]), "train_inpaint": 2 * len(t2["models"]) * n_seeds,
+                                "evaluate_inpaint": len(t2["models"]) * len(t2["datasets"]) * n_seeds, "table2": 1}, out[-3000:]
+    assert "--dataset-as FFHQ Mural" in out and "--eval-as diffrwkvir results/eval/diffrwkvir_inpaint/seed0/FFHQ_inpaint.csv" in out
+    train = [line for line in out.splitlines() if " -m repro train --model diffrwkvir_inpaint " in line]
+    assert len(train) == n_seeds and all("--stage1 results/train/diffrwkvir_inpaint_s1/inpaint/seed" in line for line in train)
+    assert '"train_inpaint":' in train[0]  # the inpainting recipe travels with the job (a change reruns it)
 
 
 def test_paper_profile_on_slurm_plans_every_job_and_torchrun_for_several_gpus(snakemake, data_mirror, tmp_path):

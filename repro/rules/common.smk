@@ -95,6 +95,7 @@ def train_profile(model):
     It is a param of the job, so that changing one model's settings (or the train section) reruns that model's
     training and what depends on it, and nothing else.
     """
+    from repro import get_descriptor
     from repro.train.config import ConfigError, resolve
 
     stage1 = stage1_of(model)
@@ -105,6 +106,8 @@ def train_profile(model):
     models = {m: config["models"][m] for m in (model, stage1) if m and m in config.get("models", {})}
     subset = {"train": config["train"], "models": models, "data_mirror": config.get("data_mirror"),
               "data_dir": config["data_dir"]}
+    if get_descriptor(model).task == "inpaint":
+        subset["train_inpaint"] = config.get("train_inpaint") or {}
     return json.dumps(subset, sort_keys=True, separators=(",", ":"))
 
 
@@ -133,3 +136,4 @@ wildcard_constraints:
     seed="[0-9]+",
     component="shift|mixer|ffn|scan",
     variant="[a-z0-9_]+",
+    iset="[A-Za-z0-9-]+",
