@@ -16,7 +16,7 @@ from repro.tables.results import Files, read_eval_files, read_profile_files
 from repro.tables.stand_in import block_titles, map_datasets, mark_stand_ins
 from repro.tables.table2 import finish as finish_table2
 from repro.tables.table2 import row_models
-from repro.tables.table4 import mark_not_compared
+from repro.tables.table4 import kernel_notes, mark_not_compared
 
 # the SR tables, whose published RMSE and SAM are checked against PSNR and Bicubic (repro.tables.consistency)
 SR_TABLES = ("table3", "table5")
@@ -101,7 +101,8 @@ def make_table(
     if table_id == "table2":  # published-only rows, FID image counts
         cells = finish_table2(cells)
     if table_id == "table4":  # a cell measured on another device or input is not compared with the paper's
-        cells = mark_not_compared(cells)
+        cells, kernel_lines = kernel_notes(mark_not_compared(cells))
+        footnotes = [*footnotes, *kernel_lines]
     if table_id in SR_TABLES:
         cells = flag_published(cells, bicubic_sam(read_eval_files(bicubic_eval)))
     out_csv, out_tex = Path(out_csv), Path(out_tex)

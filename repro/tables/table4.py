@@ -11,6 +11,9 @@ is compared with the published value only where those conditions hold:
 
 Other cells get the status ``other_device`` or ``other_input``, no delta and no band, and their ``reason`` says what
 differs. A profile that lacks these records (written by hand) is compared as the generic join does.
+
+Every row also says which kernel each of its ops ran on (``kernel_notes``: the ``note`` of its cells and a footnote),
+since a CPU comparison compares the work put into the kernels as much as the architectures.
 """
 
 from __future__ import annotations
@@ -82,3 +85,30 @@ def mark_not_compared(cells: pd.DataFrame) -> pd.DataFrame:
             cells.loc[i, ["status", "reason"]] = verdict
             cells.loc[i, ["delta", "band"]] = float("nan")
     return cells
+
+
+def kernels_text(meta: dict) -> str:
+    """``"state_evolution: fused_recurrent; scan2d: ..."`` from a profile's ``kernels`` record ('' when none)."""
+    return "; ".join(f"{op}: {'/'.join(k['backends'])}" for op, k in sorted((meta.get("kernels") or {}).items()))
+
+
+def kernel_notes(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Table 4's cells with the kernels their profile ran in ``note``, and one footnote line listing them per row."""
+    cells = cells.copy()
+    per_model: dict[str, str] = {}
+    profiled = set()
+    for path in dict.fromkeys(p for p in cells["result_file"] if isinstance(p, str) and p):
+        rows = cells["result_file"] == path
+        model = str(cells.loc[rows, "model"].iloc[0])
+        profiled.add(model)
+        text = kernels_text(json.loads(Path(path).read_text()))
+        if not text:
+            continue
+        per_model[model] = text
+        cells.loc[rows, "note"] = [f"{n}; kernels: {text}" if n else f"kernels: {text}"
+                                   for n in cells.loc[rows, "note"].fillna("")]
+    others = sorted(profiled - set(per_model))
+    line = "Kernels as run: " + "; ".join(f"{m} ({t})" for m, t in sorted(per_model.items()))
+    if others:
+        line += "; no custom kernel: " + ", ".join(others)
+    return cells, [line] if per_model else []

@@ -63,3 +63,22 @@ def test_table_marks_cells_of_another_device_and_keeps_them_out_of_the_compariso
     csv = pd.read_csv(tmp_path / "t4.csv")
     assert set(csv[csv["model"] == "diffrwkvir"]["status"]) == {"within_noise", "other_device", "missing"}
 
+
+
+def test_every_row_says_which_kernel_it_ran_on(tmp_path):
+    """A CPU comparison compares the kernels as much as the architectures: each row names its ops' backends."""
+    ours = tmp_path / "diffrwkvir_x4.json"
+    ours.write_text(json.dumps(_profile("AMD EPYC (2 cores)", backends=("fused_recurrent",))))
+    mamba = tmp_path / "mambair_x4.json"
+    mamba.write_text(json.dumps({**_profile("AMD EPYC (2 cores)"), "model": "mambair",
+                                 "kernels": {"selective_scan": {"backends": ["fused"], "forms": ["r"], "calls": 4}}}))
+    swinir = tmp_path / "swinir_x4.json"
+    swinir.write_text(json.dumps({**_profile("AMD EPYC (2 cores)"), "model": "swinir", "kernels": {}}))
+    cells = make_table("table4", profile_files=[ours, mamba, swinir], published_dir=PUBLISHED,
+                       tolerances={"default": {"rel": 0.05}}, out_csv=tmp_path / "t4.csv", out_tex=tmp_path / "t4.tex")
+    notes = cells.groupby("model")["note"].first()
+    assert "kernels: state_evolution: fused_recurrent" in notes["diffrwkvir"]
+    assert "kernels: selective_scan: fused" in notes["mambair"]
+    assert "kernels" not in str(notes["swinir"])
+    tex = (tmp_path / "t4.tex").read_text()
+    assert "Kernels as run: diffrwkvir (state\\_evolution: fused\\_recurrent)" in tex and "no custom kernel: swinir" in tex
