@@ -53,14 +53,33 @@ def load_teacher(stage1_dir: str | Path, device: torch.device) -> tuple[nn.Modul
     return teacher, ckpt
 
 
-def environment(cfg: dict, world: distributed.World, device: torch.device, precision: str) -> dict:
+# What an inpainting run does not minimise, and why: LaMa-style training adds these to L1 (LaMa's lama-fourier
+# recipe: an R1 non-saturating PatchGAN loss, feature matching, and a perceptual loss on an ADE20k-pretrained
+# ResNet-50, whose weights are not available offline).
+INPAINT_LOSSES_OFF = {
+    "perceptual": "off: LaMa's high-receptive-field perceptual loss needs an ADE20k-pretrained ResNet-50, which is "
+                  "not available offline",
+    "adversarial": "off: the PatchGAN discriminator (LaMa's R1 non-saturating loss) is not part of the harness yet",
+}
+
+
+def losses_record(model: nn.Module, loss: str) -> dict[str, str]:
+    """The terms a run minimises and, for inpainting, the LaMa-style terms it leaves out with the reason."""
+    stage = model.descriptor.stage
+    record = {"l1": "on"} if stage else {loss: "on"}  # two-stage models define their own L1 (compute_losses)
+    if stage == 2:
+        record["ipr_l1"] = "on (L1 between the stage-2 and the stage-1 IPR)"
+    return {**record, **(INPAINT_LOSSES_OFF if model.descriptor.task == "inpaint" else {})}
+
+
+def environment(cfg: dict, world: distributed.World, device: torch.device, precision: str, model: nn.Module) -> dict:
     from repro.evaluate import _git_sha
 
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
     return {"git_sha": _git_sha(), "versions": versions, "device": str(device), "host": platform.node(),
             "threads": torch.get_num_threads(), "precision": precision, "world_size": world.size,
             "global_batch": cfg["train"]["batch"], "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-            "tf32_cudnn": torch.backends.cudnn.allow_tf32, "argv": sys.argv}
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32, "losses": losses_record(model, cfg["train"].get("loss", "l1")), "argv": sys.argv}
 
 
 def _milestones(train_cfg: dict, steps_per_epoch: int) -> list[int]:
@@ -184,7 +203,7 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
     if world.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        (out / "env.json").write_text(json.dumps(environment(cfg, world, dev, precision), indent=2) + "\n")
+        (out / "env.json").write_text(json.dumps(environment(cfg, world, dev, precision, model), indent=2) + "\n")
         if start_ckpt is None:
             print(f"[train] {cfg['model']} x{cfg['scale']}: fresh run to step {total} in {out}", flush=True)
         else:
