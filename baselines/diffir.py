@@ -296,8 +296,12 @@ class DiffIRS1(_DiffIRBase):
         z = self._encode_padded(lq_p, self._pad_gt(gt, lq, ph, pw))
         return self._restore(lq_p, z, *lq.shape[-2:])
 
-    def compute_losses(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
-        l1 = F.l1_loss(self(lq, gt), gt)
+    def compute_losses(self, lq: torch.Tensor, gt: torch.Tensor, *, outputs: dict | None = None) -> dict[str, torch.Tensor]:
+        """L1(restored, GT); ``outputs``, when given, receives the restored image (``"restored"``)."""
+        restored = self(lq, gt)
+        if outputs is not None:
+            outputs["restored"] = restored
+        l1 = F.l1_loss(restored, gt)
         return {"l1_pix": l1, "total": l1}
 
 
@@ -335,12 +339,16 @@ class DiffIRS2(_DiffIRBase):
         return self._restore(lq_p, self.diffusion(lq_p, generator=generator), *lq.shape[-2:])
 
     def compute_losses(self, lq: torch.Tensor, gt: torch.Tensor, *, prior_s1: torch.Tensor,
-                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """L1(SR, GT) + L1(IPR_S2, IPR_S1); ``prior_s1`` is the frozen stage-1 ``encode_prior(lq, gt)``."""
+                       generator: torch.Generator | None = None, outputs: dict | None = None) -> dict[str, torch.Tensor]:
+        """L1(SR, GT) + L1(IPR_S2, IPR_S1); ``prior_s1`` is the frozen stage-1 ``encode_prior(lq, gt)``;
+        ``outputs``, when given, receives the restored image (``"restored"``)."""
         lq_p, ph, pw = self._pad_lq(lq)
         self._pad_gt(gt, lq, ph, pw)  # shape check only
         z = self.diffusion(lq_p, prior_s1.detach(), generator=generator)
-        l1_pix = F.l1_loss(self._restore(lq_p, z, *lq.shape[-2:]), gt)
+        restored = self._restore(lq_p, z, *lq.shape[-2:])
+        if outputs is not None:
+            outputs["restored"] = restored
+        l1_pix = F.l1_loss(restored, gt)
         l1_ipr = F.l1_loss(z, prior_s1.detach())
         return {"l1_pix": l1_pix, "l1_ipr": l1_ipr, "total": l1_pix + l1_ipr}
 

@@ -96,9 +96,12 @@ class DiffRWKVIRStage1(nn.Module):
             raise ValueError("the stage-1 model needs gt: CPEN_s1 encodes the ground truth")
         return self.net(lq, self.encode_prior(lq, gt))
 
-    def compute_losses(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{"l1": L1(net(lq, z_s1), gt), "total": same}``."""
-        l1 = F.l1_loss(self(lq, gt), gt)
+    def compute_losses(self, lq: torch.Tensor, gt: torch.Tensor, *, outputs: dict | None = None) -> dict[str, torch.Tensor]:
+        """``{"l1": L1(net(lq, z_s1), gt), "total": same}``; ``outputs``, when given, receives the restored image."""
+        restored = self(lq, gt)
+        if outputs is not None:
+            outputs["restored"] = restored
+        l1 = F.l1_loss(restored, gt)
         return {"l1": l1, "total": l1}
 
 
@@ -127,11 +130,15 @@ class DiffRWKVIRStage2(nn.Module):
         return self.net(lq, self.predict_prior(lq, generator=generator))
 
     def compute_losses(self, lq: torch.Tensor, gt: torch.Tensor, *, prior_s1: torch.Tensor,
-                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """``{"l1": L1(net(lq, z_s2), gt), "ipr": L1(z_s2, prior_s1), "total": their sum}``; prior_s1 is detached."""
+                       generator: torch.Generator | None = None, outputs: dict | None = None) -> dict[str, torch.Tensor]:
+        """``{"l1": L1(net(lq, z_s2), gt), "ipr": L1(z_s2, prior_s1), "total": their sum}``; prior_s1 is detached;
+        ``outputs``, when given, receives the restored image (``"restored"``)."""
         prior_s1 = prior_s1.detach()
         z = self.predict_prior(lq, prior_s1, generator=generator)
-        l1 = F.l1_loss(self.net(lq, z), gt)
+        restored = self.net(lq, z)
+        if outputs is not None:
+            outputs["restored"] = restored
+        l1 = F.l1_loss(restored, gt)
         ipr = F.l1_loss(z, prior_s1)
         return {"l1": l1, "ipr": ipr, "total": l1 + ipr}
 

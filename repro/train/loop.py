@@ -59,17 +59,27 @@ def load_teacher(stage1_dir: str | Path, device: torch.device) -> tuple[nn.Modul
 INPAINT_LOSSES_OFF = {
     "perceptual": "off: LaMa's high-receptive-field perceptual loss needs an ADE20k-pretrained ResNet-50, which is "
                   "not available offline",
-    "adversarial": "off: the PatchGAN discriminator (LaMa's R1 non-saturating loss) is not part of the harness yet",
+    "adversarial": "off (train.adversarial.weight is 0): LaMa's R1 non-saturating PatchGAN loss, "
+                   "repro/train/adversarial.py",
 }
 
 
-def losses_record(model: nn.Module, loss: str) -> dict[str, str]:
+def losses_record(model: nn.Module, train_cfg: dict) -> dict[str, str]:
     """The terms a run minimises and, for inpainting, the LaMa-style terms it leaves out with the reason."""
+    from repro.train.adversarial import settings
+
     stage = model.descriptor.stage
-    record = {"l1": "on"} if stage else {loss: "on"}  # two-stage models define their own L1 (compute_losses)
+    # two-stage models define their own L1 (compute_losses)
+    record = {"l1": "on"} if stage else {train_cfg.get("loss", "l1"): "on"}
     if stage == 2:
         record["ipr_l1"] = "on (L1 between the stage-2 and the stage-1 IPR)"
-    return {**record, **(INPAINT_LOSSES_OFF if model.descriptor.task == "inpaint" else {})}
+    if model.descriptor.task == "inpaint":
+        record.update(INPAINT_LOSSES_OFF)
+        adv = settings(train_cfg)
+        if adv is not None:
+            record["adversarial"] = (f"on: PatchGAN (ndf {adv['ndf']}, {adv['n_layers']} layers), R1 non-saturating, "
+                                     f"weight {adv['weight']}, R1 coefficient {adv['gp_coef']}, D lr {adv['lr']}")
+    return record
 
 
 def environment(cfg: dict, world: distributed.World, device: torch.device, precision: str, model: nn.Module) -> dict:
@@ -79,7 +89,7 @@ def environment(cfg: dict, world: distributed.World, device: torch.device, preci
     return {"git_sha": _git_sha(), "versions": versions, "device": str(device), "host": platform.node(),
             "threads": torch.get_num_threads(), "precision": precision, "world_size": world.size,
             "global_batch": cfg["train"]["batch"], "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-            "tf32_cudnn": torch.backends.cudnn.allow_tf32, "losses": losses_record(model, cfg["train"].get("loss", "l1")), "argv": sys.argv}
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32, "losses": losses_record(model, cfg["train"]), "argv": sys.argv}
 
 
 def _milestones(train_cfg: dict, steps_per_epoch: int) -> list[int]:
@@ -170,7 +180,8 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
     if start_ckpt is None and tc.get("init_from"):
         _init_from(model, tc["init_from"], world)
     model.train()
-    objective = Objective(model, tc.get("loss", "l1"))
+    disc, d_optimizer, adv = _discriminator(tc, model, dev)
+    objective = Objective(model, tc.get("loss", "l1"), adversarial=None if disc is None else (disc, adv["weight"]))
     wrapped = nn.parallel.DistributedDataParallel(objective) if world.size > 1 else objective
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=tc["lr"], betas=tuple(tc["betas"]), weight_decay=tc.get("weight_decay", 0.0))
@@ -190,6 +201,9 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
         if ema is not None:
             ema.state = {k: v.to(dev) for k, v in start_ckpt["ema"].items()}  # checkpoints load to the CPU
         step = start_ckpt["step"]
+        if disc is not None:
+            disc.load_state_dict(start_ckpt["discriminator"])
+            d_optimizer.load_state_dict(start_ckpt["d_optimizer"])
     torch.manual_seed(tc["seed"] + 1000 * (world.rank + 1) + step)  # training-time randomness (drop path, noise)
     if start_ckpt is not None:
         rngs = start_ckpt["rng"]
@@ -227,7 +241,8 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
         else:
             rngs = [checkpoint.rng_state()]
         return {**weights(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rngs}
+                "scaler": scaler.state_dict(), "rng": rngs,
+                **({} if disc is None else {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict()})}
 
     previous_handlers = _Stop.install()
     try:
@@ -242,6 +257,8 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
             with torch.no_grad():
                 prior = teacher.encode_prior(lq, gt) if teacher is not None else None
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                if disc is not None:
+                    disc.requires_grad_(False)  # the generator's step passes through D without training it
                 terms = wrapped(lq, gt, prior)
             total_loss = sum(terms.values()) if "total" not in terms else terms["total"]
             optimizer.zero_grad(set_to_none=True)
@@ -255,6 +272,10 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
                 optimizer.step()
                 if ema is not None:
                     ema.update(model, step + 1)
+            if disc is not None:  # LaMa's order: the generator's update, then the discriminator's on the same batch
+                d_terms = _discriminator_step(disc, d_optimizer, adv, gt, objective.restored, lq[:, 3:4], world,
+                                              update=not bad)
+                terms = {**terms, **d_terms}
             scheduler.step()
             step += 1
             if bar is not None:
@@ -304,6 +325,41 @@ def train(cfg: dict, out_dir: str | Path, *, resume: str | None = None, stop_at:
         return last_written
     finally:
         _Stop.restore(previous_handlers)
+
+
+def _discriminator(tc: dict, model: nn.Module, dev: torch.device):
+    """(PatchGAN, its Adam, the settings) when ``train.adversarial`` is on, else (None, None, None)."""
+    from repro.train import adversarial
+
+    try:
+        adv = adversarial.settings(tc)
+    except ValueError as err:
+        raise TrainingError(str(err)) from err
+    if adv is None:
+        return None, None, None
+    if model.descriptor.task != "inpaint":
+        raise TrainingError("train.adversarial applies to the inpainting networks (LaMa-style training) only")
+    disc = adversarial.PatchDiscriminator(ndf=adv["ndf"], n_layers=adv["n_layers"]).to(dev)
+    return disc, torch.optim.Adam(disc.parameters(), lr=adv["lr"], betas=tuple(tc["betas"])), adv
+
+
+def _discriminator_step(disc: nn.Module, optimizer: torch.optim.Optimizer, adv: dict, real: torch.Tensor,
+                        fake: torch.Tensor, hole: torch.Tensor, world: distributed.World, *, update: bool) -> dict:
+    """One discriminator update; its gradients are averaged over the ranks by hand (DDP does not support the
+    double backward of the R1 penalty)."""
+    from repro.train.adversarial import discriminator_loss
+
+    disc.requires_grad_(True)
+    terms = discriminator_loss(disc, real, fake, hole, adv["gp_coef"])
+    optimizer.zero_grad(set_to_none=True)
+    terms["d_total"].backward()
+    if world.size > 1:
+        for p in disc.parameters():
+            torch.distributed.all_reduce(p.grad)
+            p.grad.div_(world.size)
+    if update and torch.isfinite(terms["d_total"]):
+        optimizer.step()
+    return {k: v.detach() for k, v in terms.items()}
 
 
 def _init_from(model: nn.Module, path: str, world: distributed.World) -> None:
