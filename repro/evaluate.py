@@ -310,15 +310,18 @@ def _resume(paths: OutputPaths, run_key: dict, columns: list[str]) -> dict[str, 
     return {}
 
 
-def check_restoration_model(name: str, scale: int, overrides: dict, *, context: str = "evaluate"):
-    """The descriptor of a network that restores an LR image on its own; stage 1 and non-SR networks are errors.
+def check_restoration_model(name: str, scale: int | None, overrides: dict, *, context: str = "evaluate",
+                            task: str = "sr"):
+    """The descriptor of a network that restores an image on its own; stage 1 and other tasks' networks are errors.
 
     Args:
+        scale: the SR scale (None for inpainting).
         context: what the message starts with (the command or option that named the model).
+        task: ``"sr"`` or ``"inpaint"``, what the caller evaluates.
     """
-    desc = get_descriptor(name, scale=scale, **overrides)
-    if desc.task != "sr":
-        raise ValueError(f"{context}: {name!r} is a {desc.task} network; SR evaluation needs an SR network")
+    desc = get_descriptor(name, **overrides, **({} if scale is None else {"scale": scale}))
+    if desc.task != task:
+        raise ValueError(f"{context}: {name!r} is a {desc.task} network; {task} evaluation needs an {task} network")
     if desc.stage == 1:
         raise ValueError(f"{context}: {name!r} is stage 1 of a two-stage model: its forward(lq, gt) encodes the ground "
                          "truth, so it is not a restoration model on its own; evaluate the stage-2 model instead")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from repro import build_model, get_descriptor
+from repro import build_model
 from repro.data.io import write_png
 from repro.data.manifest import sha256_file
 from repro.evaluate import (
@@ -34,6 +34,7 @@ from repro.evaluate import (
     _git_sha,
     _resume,
     _versions,
+    check_restoration_model,
     load_checkpoint,
     output_paths,
     read_checkpoint,
@@ -53,17 +54,6 @@ def masked_input(image: np.ndarray, hole: np.ndarray) -> tuple[torch.Tensor, tor
 def paste_back(pred: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The prediction inside the hole, the original pixels outside it (uint8 HxWx3)."""
     return np.where(hole[..., None], pred, image)
-
-
-def check_inpainting_model(name: str, overrides: dict, *, context: str = "evaluate-inpaint"):
-    """The descriptor of an inpainting network that completes an image on its own (stage 1 needs the ground truth)."""
-    desc = get_descriptor(name, **overrides)
-    if desc.task != "inpaint":
-        raise ValueError(f"{context}: {name!r} is a {desc.task} network; Table 2 needs an inpainting network")
-    if desc.stage == 1:
-        raise ValueError(f"{context}: {name!r} is stage 1 of a two-stage model (its CPEN encodes the ground truth); "
-                         "evaluate the stage-2 model instead")
-    return desc
 
 
 @torch.no_grad()
@@ -117,7 +107,7 @@ def evaluate_inpaint(model_name: str | None, dataset: str, prepared_dir: str | P
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) or checkpoint is None else read_checkpoint(checkpoint)
     spec = resolve_model(model_name, None, overrides, ckpt)
     model_name, overrides = spec.name, spec.overrides
-    desc = check_inpainting_model(model_name, overrides)
+    desc = check_restoration_model(model_name, None, overrides, context="evaluate-inpaint", task="inpaint")
     weights_label = ckpt.select(weights)[0] if ckpt is not None else None
     paths = output_paths(out_csv, out_json)
     for path in (paths.csv, paths.json):

@@ -103,3 +103,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def latex_blocks():
+    """``latex_blocks(tex, n_columns)``: (block title, table lines) of a LaTeX table the harness wrote, in order."""
+    import re
+
+    def parse(tex: str, n_columns: int) -> list[tuple[str, list[str]]]:
+        out = []
+        for chunk in tex.split(rf"\multicolumn{{{n_columns}}}{{l}}")[1:]:
+            lines = chunk.split(r"\bottomrule")[0].splitlines()
+            title = re.match(r"\{\\textit\{(.*)\}\} \\\\", lines[0]).group(1)
+            out.append((title, [line for line in lines[1:] if line.endswith(r"\\") and "&" in line]))
+        return out
+
+    return parse
+

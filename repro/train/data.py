@@ -121,6 +121,26 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255)
 
 
+def draw_sample(dataset, g: int, images: list[np.ndarray], patch: int) -> Sample:
+    """Sample ``g`` of a patch stream (``SRPatches``, ``InpaintPatches``): its image from the epoch's order, then the
+    crop corner in ``images[image]`` and the flips from the stream ``[seed, 1, g]``.
+
+    Args:
+        dataset: holds ``seed``, ``epoch_length``, ``enlarge`` and ``augment``.
+        images: the arrays the crop is cut from (their sizes bound the corner).
+        patch: the crop side in ``images``.
+    """
+    if g < 0:
+        raise IndexError(f"{type(dataset).__name__}: sample index must be >= 0, got {g}")
+    epoch, position = divmod(g, dataset.epoch_length)
+    image = int(_epoch_order(dataset.seed, epoch, len(images), dataset.enlarge)[position])
+    rng = np.random.default_rng([dataset.seed, 1, g])
+    h, w = images[image].shape[:2]
+    y, x = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+    flips = rng.integers(0, 2, size=3).astype(bool) & dataset.augment  # drawn either way: crops do not depend on it
+    return Sample(image, y, x, *(bool(f) for f in flips))
+
+
 class SRPatches(Dataset):
     """Random LR patches with their HR patches; ``dataset[g]`` is ``(lq, gt)`` for any ``g >= 0``.
 
@@ -173,15 +193,7 @@ class SRPatches(Dataset):
 
     def draw(self, g: int) -> Sample:
         """The image, crop and augmentation of sample ``g``: a pure function of ``(self.seed, g)``."""
-        if g < 0:
-            raise IndexError(f"SRPatches: sample index must be >= 0, got {g}")
-        epoch, position = divmod(g, self.epoch_length)
-        image = int(_epoch_order(self.seed, epoch, len(self.hr), self.enlarge)[position])
-        rng = np.random.default_rng([self.seed, 1, g])
-        lh, lw = self.lr[image].shape[:2]
-        y, x = int(rng.integers(0, lh - self.lr_patch + 1)), int(rng.integers(0, lw - self.lr_patch + 1))
-        flips = rng.integers(0, 2, size=3).astype(bool) & self.augment  # drawn either way: crops do not depend on it
-        return Sample(image, y, x, *(bool(f) for f in flips))
+        return draw_sample(self, g, self.lr, self.lr_patch)
 
     def __getitem__(self, g: int) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.draw(g)

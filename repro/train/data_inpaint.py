@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from repro.data.io import as_rgb, read_image
 from repro.data.masks import FreeFormMasks, irregular_masks, read_mask, resize_nearest
 from repro.data.registry import image_files, locate
-from repro.train.data import _epoch_order, _to_tensor, dihedral
+from repro.train.data import _to_tensor, dihedral, draw_sample
 
 IRREGULAR = "irregular"
 MAX_MASK_DRAWS = 1000  # far beyond what a patch of 16 px or more needs; reached only when no valid mask can exist
@@ -106,16 +106,9 @@ class InpaintPatches(Dataset):
 
     def draw(self, g: int) -> InpaintSample:
         """The image, crop, augmentation and mask of sample ``g``: a pure function of ``(self.seed, g)``."""
-        if g < 0:
-            raise IndexError(f"InpaintPatches: sample index must be >= 0, got {g}")
-        epoch, position = divmod(g, self.epoch_length)
-        image = int(_epoch_order(self.seed, epoch, len(self.images), self.enlarge)[position])
-        rng = np.random.default_rng([self.seed, 1, g])
-        h, w = self.images[image].shape[:2]
-        y, x = int(rng.integers(0, h - self.patch + 1)), int(rng.integers(0, w - self.patch + 1))
-        flips = rng.integers(0, 2, size=3).astype(bool) & self.augment  # drawn either way: crops do not depend on it
+        crop = draw_sample(self, g, self.images, self.patch)
         kind, hole = self._mask(np.random.default_rng([self.seed, 2, g]))
-        return InpaintSample(image, y, x, *(bool(f) for f in flips), kind, hole)
+        return InpaintSample(*crop, kind, hole)
 
     def _mask(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
         p = self.patch

@@ -147,7 +147,7 @@ def test_a_stage1_or_sr_network_is_refused(places, tmp_path):
 
     with pytest.raises(ValueError, match="stage 1 of a two-stage model"):
         evaluate_inpaint("diffrwkvir_inpaint_s1", "Places365", places, tmp_path / "a.csv")
-    with pytest.raises(ValueError, match="is a sr network"):
+    with pytest.raises(ValueError, match="is a sr network; inpaint evaluation needs an inpaint network"):
         evaluate_inpaint("swinir", "Places365", places, tmp_path / "b.csv")
     with pytest.raises(ValueError, match="unknown set"):
         evaluate_inpaint("diffrwkvir_inpaint", "Set5", places, tmp_path / "c.csv")

@@ -52,20 +52,9 @@ def write_inpaint_eval(root: Path, model: str, dataset: str, means: dict, *, see
 
 
 def _one(cells: pd.DataFrame, **where) -> pd.Series:
-    mask = pd.Series(True, index=cells.index)
-    for column, value in where.items():
-        mask &= cells[column] == value
-    assert mask.sum() == 1, where
-    return cells[mask].iloc[0]
-
-
-def _blocks(tex: str) -> list[tuple[str, list[str]]]:
-    out = []
-    for chunk in tex.split(r"\multicolumn{5}{l}")[1:]:
-        lines = chunk.split(r"\bottomrule")[0].splitlines()
-        title = re.match(r"\{\\textit\{(.*)\}\} \\\\", lines[0]).group(1)
-        out.append((title, [line for line in lines[1:] if line.endswith(r"\\") and "&" in line]))
-    return out
+    rows = cells[(cells[list(where)] == pd.Series(where)).all(axis=1)]
+    assert len(rows) == 1, where
+    return rows.iloc[0]
 
 
 def _footnote(tex: str, mark: str) -> str:
@@ -121,7 +110,7 @@ def test_trained_rows_are_joined_with_the_paper(table2):
     assert set(cells["scale"].fillna("")) == {""}
 
 
-def test_ffhq_fills_the_mural_block_and_says_so(table2):
+def test_ffhq_fills_the_mural_block_and_says_so(latex_blocks, table2):
     cells, tex, files = table2
     assert set(cells["dataset"]) == {"Places365", "CelebA-HQ", "Mural"}
     mural = cells[cells["dataset"] == "Mural"]
@@ -134,7 +123,7 @@ def test_ffhq_fills_the_mural_block_and_says_so(table2):
     assert (fid["status"], fid["reason"], fid["published"]) == ("missing", INCEPTION, 58.2175)
 
     assert r"\caption{Inpainting on Places365, CelebA-HQ and Mural (FFHQ as a stand-in for Mural)}" in tex
-    titles = [title for title, _ in _blocks(tex)]
+    titles = [title for title, _ in latex_blocks(tex, 5)]
     assert titles[:2] == ["Places365", "CelebA-HQ"]
     title, mark = re.fullmatch(r"(.*)\\textsuperscript\{(\w+)\}", titles[2]).groups()
     assert title == STAND_IN
@@ -142,21 +131,21 @@ def test_ffhq_fills_the_mural_block_and_says_so(table2):
                                     "paper's Mural numbers")
 
 
-def test_published_only_rows_are_marked_and_have_no_reproduced_value(table2):
+def test_published_only_rows_are_marked_and_have_no_reproduced_value(latex_blocks, table2):
     cells, tex, _ = table2
     only = cells[cells["model"].isin(PUBLISHED_ONLY)]
     assert len(only) == 5 * 3 * 4 and only["reproduced"].isna().all() and (only["status"] == "missing").all()
     assert set(only["reason"]) == {PUBLISHED_ONLY_REASON}
     assert not cells[~cells["model"].isin(PUBLISHED_ONLY)]["reason"].fillna("").eq(PUBLISHED_ONLY_REASON).any()
-    places = dict(line.split(" & ", 1) for line in _blocks(tex)[0][1])
+    places = dict(line.split(" & ", 1) for line in latex_blocks(tex, 5)[0][1])
     assert places[r"ICT[13]$^\dagger$"] == r"--- (22.26) & --- (0.8813) & --- (0.1302) & --- (2.1110) \\"
     assert sum(label.endswith(r"$^\dagger$") for label in places) == 5
     assert r"$^\dagger$\,published only (not re-implemented by the harness): the paper's numbers, nothing reproduced.\\" in tex
-    mural = dict(line.split(" & ", 1) for line in _blocks(tex)[2][1])
+    mural = dict(line.split(" & ", 1) for line in latex_blocks(tex, 5)[2][1])
     assert mural[r"LDM[14]$^\dagger$"] == r"--- (---) & --- (---) & --- (---) & --- (---) \\"
 
 
-def test_fid_cells_carry_their_image_count_and_the_small_set_warning(table2):
+def test_fid_cells_carry_their_image_count_and_the_small_set_warning(latex_blocks, table2):
     cells, tex, _ = table2
     fid = _one(cells, model="diffrwkvir", dataset="Places365", metric="fid")
     warning = ("FID over 3 images: FID is strongly biased below 2000 images; compare it only between rows measured "
@@ -166,7 +155,7 @@ def test_fid_cells_carry_their_image_count_and_the_small_set_warning(table2):
     assert pd.isna(_one(cells, model="diffrwkvir", dataset="Places365", metric="psnr")["note"])
     mural = _one(cells, model="diffrwkvir", dataset="Mural", metric="fid")["note"]
     assert mural.startswith(STAND_IN) and mural.endswith("; " + warning)
-    places = dict(line.split(" & ", 1) for line in _blocks(tex)[0][1])
+    places = dict(line.split(" & ", 1) for line in latex_blocks(tex, 5)[0][1])
     ours_fid = places["DiffRWKVIR(Ours)"].split(" & ")[3]
     mark = re.fullmatch(r"\\textbf\{31\.0000\$\\pm\$1\.4142\}\\textsuperscript\{(\w+)\} \(1\.1283\) \\\\",
                         ours_fid).group(1)
@@ -174,14 +163,14 @@ def test_fid_cells_carry_their_image_count_and_the_small_set_warning(table2):
     assert "footnote" not in cells.columns  # the LaTeX's footnote is the CSV's note
 
 
-def test_best_and_second_among_reproduced_values(table2):
+def test_best_and_second_among_reproduced_values(latex_blocks, table2):
     _, tex, _ = table2
-    places = dict(line.split(" & ", 1) for line in _blocks(tex)[0][1])
+    places = dict(line.split(" & ", 1) for line in latex_blocks(tex, 5)[0][1])
     ours, diffir = places["DiffRWKVIR(Ours)"].split(" & "), places["DiffIR[11]"].split(" & ")
     assert ours[0] == r"\textbf{22.88$\pm$0.11} (22.88)" and diffir[0] == r"\underline{22.30} (22.35)"
     assert ours[2].startswith(r"\textbf{0.1150") and diffir[2].startswith(r"\underline{0.1300}")  # LPIPS: lower
     assert ours[3].startswith(r"\textbf{31.0000") and diffir[3].startswith(r"\underline{35.0000}")  # FID: lower
-    celeba = dict(line.split(" & ", 1) for line in _blocks(tex)[1][1])
+    celeba = dict(line.split(" & ", 1) for line in latex_blocks(tex, 5)[1][1])
     assert r"\textbf" not in celeba["DiffRWKVIR(Ours)"]  # the only reproduced row of its block
 
 

@@ -58,16 +58,6 @@ def _one(cells: pd.DataFrame, **where) -> pd.Series:
     return rows.iloc[0]
 
 
-def _blocks(tex: str, n_columns: int = 7) -> list[tuple[str, list[str]]]:
-    """(block title, table lines) of a LaTeX table, in order."""
-    out = []
-    for chunk in tex.split(rf"\multicolumn{{{n_columns}}}{{l}}")[1:]:
-        lines = chunk.split(r"\bottomrule")[0].splitlines()
-        title = re.match(r"\{\\textit\{(.*)\}\} \\\\", lines[0]).group(1)
-        out.append((title, [line for line in lines[1:] if line.endswith(r"\\") and "&" in line]))
-    return out
-
-
 def _table(tmp_path: Path, table_id: str, **kwargs) -> tuple[pd.DataFrame, str]:
     cells = make_table(table_id, published_dir=PUBLISHED, tolerances=TOLERANCES, out_csv=tmp_path / f"{table_id}.csv",
                        out_tex=tmp_path / f"{table_id}.tex", **kwargs)
@@ -91,7 +81,7 @@ def _table5_by_cli(tmp_path: Path) -> tuple[pd.DataFrame, str]:
         (tmp_path / "table5.tex").read_text()
 
 
-def test_table5_named_rows_missing_rows_and_absent_dataset(tmp_path):
+def test_table5_named_rows_missing_rows_and_absent_dataset(latex_blocks, tmp_path):
     cells, tex = _table5_by_cli(tmp_path)
     assert len(cells) == 12 * 6
     for variant in ("uni", "omni", "ttt"):
@@ -106,7 +96,7 @@ def test_table5_named_rows_missing_rows_and_absent_dataset(tmp_path):
     assert set(_cells(cells, variant="quad")["reason"]) == {"no result file"}
     assert set(_cells(cells, component="scan")["reason"]) == {"no result file"}
 
-    blocks = _blocks(tex)
+    blocks = latex_blocks(tex, 7)
     assert [title for title, _ in blocks] == ["Token Shift (BSD100)", "Backbone (Urban100)", "MLP Variants (Manga109)",
                                               "Scan Methods (Set14)"]
     assert [[line.split(" & ")[0].split(r"\textsuperscript")[0] for line in lines] for _, lines in blocks] == [
@@ -145,7 +135,7 @@ def test_table5_flags_rmse_and_sam_of_the_paper(tmp_path):
     assert tex.count("RMSE column:") == 1 and tex.count("SAM column:") == 1
 
 
-def test_seeds_are_averaged_and_their_spread_widens_the_band(tmp_path):
+def test_seeds_are_averaged_and_their_spread_widens_the_band(latex_blocks, tmp_path):
     runs = tmp_path / "eval"
     files = [
         *[write_eval(runs / "swinir" / f"seed{s}", "BSD100", {"psnr": p, "ssim": 0.7443, "lpips": l}, model="swinir",
@@ -175,7 +165,7 @@ def test_seeds_are_averaged_and_their_spread_widens_the_band(tmp_path):
     row = written[(written["model"] == "swinir") & (written["dataset"] == "BSD100") & (written["metric"] == "psnr")]
     assert row["std"].iloc[0] == pytest.approx(0.1) and row["n_seeds"].iloc[0] == 3
 
-    bsd100 = {line.split(" & ")[0]: line.split(" & ") for line in _blocks(tex)[0][1]}
+    bsd100 = {line.split(" & ")[0]: line.split(" & ") for line in latex_blocks(tex, 7)[0][1]}
     # SwinIR and HAT tie at 26.4000 as printed: both best; MambaIR second
     assert bsd100["SwinIR[21]"][1] == r"\textbf{26.4000$\pm$0.1000} (26.5038)"
     assert bsd100["HAT[22]"][1] == r"\textbf{26.4000$\pm$0.0100} (26.5244)"
@@ -205,7 +195,7 @@ def test_same_cell_and_seed_twice_is_an_error_naming_both_files(tmp_path):
         _table(tmp_path, "table3", eval_files=[a, e])
 
 
-def test_official_weights_row_is_compared_with_its_models_published_values(tmp_path):
+def test_official_weights_row_is_compared_with_its_models_published_values(latex_blocks, tmp_path):
     retrained = write_eval(tmp_path / "eval" / "swinir", "BSD100", {"psnr": 26.40}, model="swinir")
     official = [write_eval(tmp_path / "official" / "swinir", "BSD100", {"psnr": 26.5038, "ssim": 0.7443},
                            model="swinir"),
@@ -226,7 +216,7 @@ def test_official_weights_row_is_compared_with_its_models_published_values(tmp_p
         order = list(dict.fromkeys(block["model"]))
         assert order[order.index("swinir") + 1] == "swinir_official", dataset
     tex = (tmp_path / "table3.tex").read_text()
-    for title, lines in _blocks(tex):
+    for title, lines in latex_blocks(tex, 7):
         labels = [line.split(" & ")[0] for line in lines]
         assert labels[labels.index("SwinIR[21]") + 1] == "SwinIR[21] (official weights)", title
     with pytest.raises(ValueError, match=r"official weights given for \['bicubic'\]"):
