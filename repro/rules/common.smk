@@ -35,7 +35,7 @@ def job_settings(step):
     return config["resources"][step]
 
 
-def present_sets(names, quiet=False):
+def present_sets(names, quiet=False, required=True):
     """The configured sets found locally (mirror or data_dir); the others are skipped with a note, not downloaded.
 
     Only the file names are checked here, because the DAG is built at every invocation (a dry run too) and hashing
@@ -45,6 +45,8 @@ def present_sets(names, quiet=False):
     Args:
         names: dataset names from the config.
         quiet: do not name the skipped sets (when another call already did).
+        required: none of them here is an error (else an empty list: a table whose sets are all absent, such as
+            Table 2 on a mirror without the inpainting samples, says so cell by cell).
     """
     found = []
     for name in names:
@@ -55,7 +57,7 @@ def present_sets(names, quiet=False):
         except DatasetError as err:
             if not quiet:
                 print(f"[repro] skipping {name}: {str(err).split(';')[0]}", file=sys.stderr)
-    if not found:
+    if not found and required:
         raise WorkflowError(f"none of the datasets {names} is available; set data_mirror in the config")
     return found
 
