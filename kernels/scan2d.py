@@ -73,16 +73,21 @@ def scan2d(
     if height * width != seq_len:
         raise ValueError(f"height * width = {height} * {width} = {height * width} does not match T = {seq_len} tokens")
     orders = torch.stack([scan_order(d, height=height, width=width, device=q.device) for d in names])  # [D, T]
-    flat = orders.reshape(-1)
+
+    n_dirs = len(names)
 
     def stack_orders(x: torch.Tensor) -> torch.Tensor:
-        # [B, T, ...] -> [B, D*T, ...] -> [D*B, T, ...] (direction-major, as the result is returned)
-        x = x.index_select(1, flat).unflatten(1, (len(names), seq_len)).transpose(0, 1)
-        return x.reshape(len(names) * batch, seq_len, *x.shape[3:])
+        # [B, T, H, K] -> [B*D, T, H, K] (batch-major), gathered straight into the head-first layout [B, D, H, T, K]
+        # the fused kernels read: one copy, where a token-major gather would be copied again to put each
+        # (sequence, head) in a row
+        heads, feat = x.shape[2], x.shape[3]
+        src = x.transpose(1, 2).unsqueeze(1).expand(batch, n_dirs, heads, seq_len, feat)
+        index = orders.view(1, n_dirs, 1, seq_len, 1).expand(batch, n_dirs, heads, seq_len, feat)
+        return torch.gather(src, 3, index).flatten(0, 1).transpose(1, 2)
 
     o, _ = state_evolution(
         *(stack_orders(x) for x in (q, k, v, a, b, gk)), scale=scale, chunk_size=chunk_size, backend=backend
     )
-    o = o.view(len(names), batch, seq_len, *o.shape[2:])
+    o = o.unflatten(0, (batch, n_dirs)).transpose(0, 1)  # [D, B, T, H, V]
     inverse = torch.argsort(orders, dim=1)  # position of each row-major token in each reading order
     return torch.stack([o[d].index_select(1, inverse[d]) for d in range(len(names))])
