@@ -149,7 +149,10 @@ class SEB(nn.Module):
         eta = eta.view(heads)
         o = scan2d(r.view(heads), k.view(heads), v.view(heads), -k_hat, eta * k_hat, log_decay.view(heads),
                    height=h, width=w, directions=self.scan, scale=1.0, chunk_size=self.chunk_size, backend=self.backend)
-        o = torch.einsum("dbthv,dhv->bthv", o, self.direction_weight.view(-1, self.n_heads, self.head_size))
+        # the directions' learned per-channel weights, summed over the directions: a product and a sum over the
+        # leading axis read `o` once (einsum lowers this to a bmm over (h, v) that copies `o` transposed first)
+        weights = self.direction_weight.view(-1, 1, 1, self.n_heads, self.head_size)
+        o = (o * weights).sum(0)
         o = self.group_norm(o.reshape(b * h * w, c)).view(b, h * w, c)
         out = self.output(o * gate)
         return out.view(b, h, w, c).permute(0, 3, 1, 2)
