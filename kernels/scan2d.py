@@ -53,7 +53,7 @@ def scan2d(
     chunk_size: int = 64,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """State evolution over an H x W map in D scan orders, stacked along the batch into one call.
+    """State evolution over an H x W map in D scan orders, stacked along the heads into one call.
 
     Args:
         q, k, a, b, gk:
@@ -74,20 +74,18 @@ def scan2d(
         raise ValueError(f"height * width = {height} * {width} = {height * width} does not match T = {seq_len} tokens")
     orders = torch.stack([scan_order(d, height=height, width=width, device=q.device) for d in names])  # [D, T]
 
-    n_dirs = len(names)
+    n_dirs, flat = len(names), orders.reshape(-1)
 
     def stack_orders(x: torch.Tensor) -> torch.Tensor:
-        # [B, T, H, K] -> [B*D, T, H, K] (batch-major), gathered straight into the head-first layout [B, D, H, T, K]
-        # the fused kernels read: one copy, where a token-major gather would be copied again to put each
-        # (sequence, head) in a row
-        heads, feat = x.shape[2], x.shape[3]
-        src = x.transpose(1, 2).unsqueeze(1).expand(batch, n_dirs, heads, seq_len, feat)
-        index = orders.view(1, n_dirs, 1, seq_len, 1).expand(batch, n_dirs, heads, seq_len, feat)
-        return torch.gather(src, 3, index).flatten(0, 1).transpose(1, 2)
+        # [B, T, H, K] -> [B, T, H*D, K]: each (head, direction) is a sequence of its own, read in its order. One
+        # gather along T of the head-first view writes memory [B, H, D, T, K], the layout the fused kernels read
+        # (every sequence a contiguous run of rows), so they need no copy of their own.
+        gathered = x.transpose(1, 2).index_select(2, flat)  # [B, H, D*T, K]
+        return gathered.unflatten(2, (n_dirs, seq_len)).flatten(1, 2).transpose(1, 2)
 
     o, _ = state_evolution(
         *(stack_orders(x) for x in (q, k, v, a, b, gk)), scale=scale, chunk_size=chunk_size, backend=backend
     )
-    o = o.unflatten(0, (batch, n_dirs)).transpose(0, 1)  # [D, B, T, H, V]
+    o = o.unflatten(2, (-1, n_dirs))  # [B, T, H, D, V]
     inverse = torch.argsort(orders, dim=1)  # position of each row-major token in each reading order
-    return torch.stack([o[d].index_select(1, inverse[d]) for d in range(len(names))])
+    return torch.stack([o[:, :, :, d].index_select(1, inverse[d]) for d in range(n_dirs)])
