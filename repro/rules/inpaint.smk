@@ -58,14 +58,14 @@ rule train_inpaint:
         gpu=job_settings("train").get("gpu", 0),
     params:
         launcher=launcher,
+        scale=1,  # an inpainting network has none (repro.train.config.resolve sets 1 whatever is passed)
         profile=lambda wildcards: shlex.quote(train_profile(wildcards.model)),
+        switches="",
         stage1=stage1_arg,
         run=lambda wildcards, output: os.path.dirname(output[0]),
         device=config["device"],
     shell:
-        "{params.launcher} -m repro train --model {wildcards.model} --profile-json {params.profile}"
-        " --set train.seed={wildcards.seed} {params.stage1} --out {params.run} --resume auto --restart-on-change"
-        " --device {params.device} --threads {threads} --quiet > {log} 2>&1"
+        TRAIN_SHELL
 
 
 rule evaluate_inpaint:
@@ -98,12 +98,13 @@ rule evaluate_inpaint:
 def table2_budget(model):
     """One sentence on what an inpainting row was trained with (train updated by train_inpaint and the model's own)."""
     from repro.train.config import resolve
+    from repro.train.data_inpaint import DEFAULT_PRESETS
 
     steps = [str(resolve(config, model=m, scale=1)["train"]["steps"]) for m in (stage1_of(model), model) if m]
     t = resolve(config, model=model, scale=1)["train"]
-    masks = t.get("masks") or {}
+    presets = (t.get("masks") or {}).get("presets", DEFAULT_PRESETS)
     return (f"{' + '.join(steps)} steps (stage 1 + stage 2) of batch {t['batch']}, {t['patch']}x{t['patch']} crops "
-            f"from {' + '.join(t['sets'])} with {'/'.join(masks.get('presets', ['thin', 'medium', 'thick']))} "
+            f"from {' + '.join(t['sets'])} with {'/'.join(presets)} "
             f"free-form and irregular masks")
 
 

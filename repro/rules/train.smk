@@ -33,7 +33,7 @@ def stage1_arg(wildcards, input):
 
 
 TRAIN_SHELL = (
-    "{params.launcher} -m repro train --model {wildcards.model} --scale {wildcards.scale}"
+    "{params.launcher} -m repro train --model {wildcards.model} --scale {params.scale}"
     " --profile-json {params.profile} --set train.seed={wildcards.seed} {params.switches} {params.stage1}"
     " --out {params.run} --resume auto --restart-on-change --device {params.device} --threads {threads} --quiet"
     " > {log} 2>&1"
@@ -56,6 +56,7 @@ rule train:
         gpu=job_settings("train").get("gpu", 0),
     params:
         launcher=launcher,
+        scale=lambda wildcards: wildcards.scale,
         profile=lambda wildcards: shlex.quote(train_profile(wildcards.model)),
         switches="",
         stage1=stage1_arg,
@@ -82,6 +83,7 @@ rule train_ablation:
         gpu=job_settings("train").get("gpu", 0),
     params:
         launcher=launcher,
+        scale=lambda wildcards: wildcards.scale,
         profile=lambda wildcards: shlex.quote(train_profile(wildcards.model)),
         switches=lambda wildcards: f"--set model_args.{wildcards.component}={wildcards.variant}",
         stage1=stage1_arg,

@@ -23,12 +23,15 @@ import torch
 from torch.utils.data import Dataset
 
 from repro.data.io import as_rgb, read_image
-from repro.data.masks import FreeFormMasks, irregular_masks, read_mask, resize_nearest
+from repro.data.masks import PRESETS, FreeFormMasks, irregular_masks, read_mask, resize_nearest
 from repro.data.registry import image_files, locate
 from repro.train.data import _to_tensor, dihedral, draw_sample
 
 IRREGULAR = "irregular"
 MAX_MASK_DRAWS = 1000  # far beyond what a patch of 16 px or more needs; reached only when no valid mask can exist
+
+
+DEFAULT_PRESETS = tuple(PRESETS)  # every LaMa preset: thin, medium, thick
 
 
 class InpaintSample(NamedTuple):
@@ -64,7 +67,7 @@ class InpaintPatches(Dataset):
     """
 
     def __init__(self, sets: Sequence[str] = ("T91", "BSD200"), *, patch: int = 256, enlarge: int = 1, seed: int = 0,
-                 augment: bool = True, presets: Sequence[str] = ("thin", "medium", "thick"),
+                 augment: bool = True, presets: Sequence[str] = DEFAULT_PRESETS,
                  irregular_fraction: float = 0.25, data_mirror=None, data_dir="data", download: bool | None = None):
         if patch < 1 or enlarge < 1:
             raise ValueError(f"InpaintPatches: patch and enlarge must be positive, got {patch}, {enlarge}")
@@ -146,6 +149,6 @@ def build_inpaint_training_data(cfg: dict, *, download: bool | None = None) -> I
     masks = tc.get("masks") or {}
     return InpaintPatches(list(tc.get("sets", ("T91", "BSD200"))), patch=int(tc.get("patch", 256)),
                           enlarge=int(tc.get("enlarge", 1)), seed=int(tc.get("seed", 0)),
-                          presets=list(masks.get("presets", ("thin", "medium", "thick"))),
+                          presets=list(masks.get("presets", DEFAULT_PRESETS)),
                           irregular_fraction=float(masks.get("irregular_fraction", 0.25)),
                           data_mirror=cfg.get("data_mirror"), data_dir=cfg.get("data_dir", "data"), download=download)
