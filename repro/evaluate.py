@@ -310,6 +310,25 @@ def _resume(paths: OutputPaths, run_key: dict, columns: list[str]) -> dict[str, 
     return {}
 
 
+def timing_record(forward_seconds: list[float]) -> dict:
+    """The network's time per image for the sidecar (metrics excluded). Images resumed from a partial file were not
+    timed: the median is over those run in this process."""
+    return {"median": float(np.median(forward_seconds)) if forward_seconds else None,
+            "total": float(np.sum(forward_seconds)), "n_timed": len(forward_seconds)}
+
+
+def write_results(paths: OutputPaths, columns: list[str], rows: list[dict], means: dict, meta: dict) -> None:
+    """The per-image CSV with its final ``mean`` row and the JSON sidecar; then the partial files of the run go."""
+    with open(paths.csv, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        writer.writerow({"image": "mean", **means})
+    paths.json.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    paths.partial_csv.unlink()
+    paths.partial_json.unlink()
+
+
 def check_restoration_model(name: str, scale: int | None, overrides: dict, *, context: str = "evaluate",
                             task: str = "sr"):
     """The descriptor of a network that restores an image on its own; stage 1 and other tasks' networks are errors.
@@ -440,26 +459,17 @@ def evaluate(model_name: str | None, dataset: str, scale: int | None, out_csv: s
         if m not in protocol.missing and np.isnan(values).any():
             names = [r["image"] for r, v in zip(rows, values) if np.isnan(v)]
             undefined[m] = f"undefined for {len(names)} of {len(rows)} images ({', '.join(names)}); mean over the rest"
-    with open(paths.csv, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        writer.writerow({"image": "mean", **means})
     meta = {"model": model_name, "dataset": spec.name, "scale": scale, "protocol": protocol.name,
             "n_images": len(rows), "missing": dict(protocol.missing), "undefined": undefined, "checkpoint": run_key["checkpoint"],
             "weights": weights_label, "step": ckpt.step if ckpt else None,
             "train_seed": ckpt.train_seed if ckpt else None, "n_params": sum(p.numel() for p in model.parameters()),
-            # images resumed from a partial file were not timed: the median is over those run in this process
-            "forward_seconds": {"median": float(np.median(forward_seconds)) if forward_seconds else None,
-                                "total": float(np.sum(forward_seconds)), "n_timed": len(forward_seconds)},
+            "forward_seconds": timing_record(forward_seconds),
             "model_overrides": ckpt.model_overrides if ckpt else None, "checkpoint_info": checkpoint_info,
             "overrides": run_key["overrides"], "seed": run_key["seed"], "self_ensemble": self_ensemble,
             "procedure": procedure, "procedure_note": procedure_note,
             "save_images": str(save_dir) if save_dir is not None else None, "tile": tile, "device": device,
             "threads": torch.get_num_threads(), "git_sha": _git_sha(), "versions": _versions()}
-    paths.json.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    paths.partial_csv.unlink()
-    paths.partial_json.unlink()
+    write_results(paths, columns, rows, means, meta)
     return EvalResult(csv_path=paths.csv, json_path=paths.json, means=means, missing=dict(protocol.missing),
                       model=model_name, scale=scale)
 

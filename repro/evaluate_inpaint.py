@@ -39,7 +39,9 @@ from repro.evaluate import (
     output_paths,
     read_checkpoint,
     resolve_model,
+    timing_record,
     to_uint8,
+    write_results,
 )
 from repro.metrics.protocol import FID_MIN_IMAGES
 
@@ -155,23 +157,15 @@ def evaluate_inpaint(model_name: str | None, dataset: str, prepared_dir: str | P
     n = len(rows)
     fid_warning = (f"FID over {n} images: FID is strongly biased below {FID_MIN_IMAGES} images; compare it only "
                    "between rows measured on the same images") if n < FID_MIN_IMAGES else None
-    with open(paths.csv, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        writer.writerow({"image": "mean", **means})
     meta = {"model": model_name, "dataset": dataset, "scale": None, "protocol": protocol.name,
             "n_images": n, "missing": dict(protocol.missing),
             "fid": {"value": None if math.isnan(fid) else fid, "n_images": n, "warning": fid_warning},
             "prepared": str(prepared_dir), "manifest_sha256": run_key["manifest_sha256"],
             "checkpoint": run_key["checkpoint"], "weights": weights_label, "step": ckpt.step if ckpt else None,
             "train_seed": ckpt.train_seed if ckpt else None, "n_params": sum(p.numel() for p in model.parameters()),
-            "forward_seconds": {"median": float(np.median(forward_seconds)) if forward_seconds else None,
-                                "total": float(np.sum(forward_seconds)), "n_timed": len(forward_seconds)},
+            "forward_seconds": timing_record(forward_seconds),
             "model_overrides": overrides, "seed": run_key["seed"], "save_images": str(save_dir), "device": device,
             "threads": torch.get_num_threads(), "git_sha": _git_sha(), "versions": _versions()}
-    paths.json.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    paths.partial_csv.unlink()
-    paths.partial_json.unlink()
+    write_results(paths, columns, rows, means, meta)
     return EvalResult(csv_path=paths.csv, json_path=paths.json, means=means, missing=dict(protocol.missing),
                       model=model_name, scale=1)
