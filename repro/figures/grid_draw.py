@@ -85,30 +85,17 @@ def _text(fig: Figure, layout: GridLayout, x_px: float, y_px: float, text: str, 
 
 
 def draw_grid(rows: Sequence[GridRow], *, title: str) -> Figure:
-    """The figure of ``rows`` (``repro.figures.grid.build_rows``) under ``title``."""
-    n_cols = 2 + (len(rows[0].panels) if rows else 0)
-    lines = wrap_title(title, n_cols)
-    layout = GridLayout(n_rows=len(rows), n_cols=n_cols, title_lines=len(lines))
-    fig = new_figure(layout.width / DPI, layout.height / DPI)
-    fig.text(0.5, 1 - MARGIN / layout.height, "\n".join(lines), ha="center", va="top", fontsize=FONT_PT,
-             linespacing=1.25)
+    """The figure of ``rows`` (``repro.figures.grid.build_rows``) under ``title``: ``draw_cells`` with the crop box
+    drawn on each row's HR image."""
     headers = ["HR", *(p.model.label for p in rows[0].panels), "Ground truth"] if rows else []
-    for col, header in enumerate(headers):
-        left, top = layout.cell(0, col)
-        _text(fig, layout, left + CELL / 2, top - HEADER / 2, header, fontweight="bold")
-    for r, row in enumerate(rows):
-        ax = _show(fig, layout, r, 0, row.hr)
+    cells = [[(row.hr, f"{row.image}  ({row.box.top}, {row.box.left})"),
+              *((p.pixels, f"{p.psnr:.2f} dB") for p in row.panels), (row.truth, "reference")] for row in rows]
+    fig, axes = _draw_cells(headers, cells, title=title)
+    for row, ax in zip(rows, (row_axes[0] for row_axes in axes)):
         box = row.box
         # pixel centres sit on integer coordinates in imshow, so the box's outer edge is half a pixel further out
         ax.add_patch(Rectangle((box.left - 0.5, box.top - 0.5), box.size, box.size, fill=False,
                                edgecolor=BOX_COLOUR, linewidth=1.5))
-        captions = [f"{row.image}  ({box.top}, {box.left})", *(f"{p.psnr:.2f} dB" for p in row.panels), "reference"]
-        crops = [p.pixels for p in row.panels] + [row.truth]
-        for col, pixels in enumerate(crops, start=1):
-            _show(fig, layout, r, col, pixels)
-        for col, caption in enumerate(captions):
-            left, top = layout.cell(r, col)
-            _text(fig, layout, left + CELL / 2, top + CELL + CAPTION / 2, caption)
     return fig
 
 
@@ -117,6 +104,11 @@ def draw_cells(headers: Sequence[str], rows: Sequence[Sequence[tuple[np.ndarray,
 
     Every row has one cell per header; images are fitted into their cell with the aspect kept.
     """
+    return _draw_cells(headers, rows, title=title)[0]
+
+
+def _draw_cells(headers, rows, *, title):
+    """``draw_cells``, and the axes of every cell (row by row), for overlays."""
     n_cols = len(headers)
     if any(len(row) != n_cols for row in rows):
         raise ValueError(f"every row needs {n_cols} cells, one per column {list(headers)}")
@@ -128,9 +120,10 @@ def draw_cells(headers: Sequence[str], rows: Sequence[Sequence[tuple[np.ndarray,
     for col, header in enumerate(headers):
         left, top = layout.cell(0, col)
         _text(fig, layout, left + CELL / 2, top - HEADER / 2, header, fontweight="bold")
+    axes = []
     for r, row in enumerate(rows):
-        for col, (pixels, caption) in enumerate(row):
-            _show(fig, layout, r, col, pixels)
+        axes.append([_show(fig, layout, r, col, pixels) for col, (pixels, _) in enumerate(row)])
+        for col, (_, caption) in enumerate(row):
             left, top = layout.cell(r, col)
             _text(fig, layout, left + CELL / 2, top + CELL + CAPTION / 2, caption)
-    return fig
+    return fig, axes
