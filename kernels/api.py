@@ -93,6 +93,14 @@ def _check_common(q, k, v, initial_state, chunk_size) -> None:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
 
 
+def check_state_evolution(q, k, v, a, b, gk, *, initial_state=None, chunk_size=64) -> None:
+    """The shape checks of `state_evolution` (a ValueError naming the argument)."""
+    _check_common(q, k, v, initial_state, chunk_size)
+    for name, x in (("a", a), ("b", b), ("gk", gk)):
+        if x.shape != q.shape:
+            raise ValueError(f"{name} must have q's shape {tuple(q.shape)}, got {tuple(x.shape)}")
+
+
 def state_evolution(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -132,10 +140,7 @@ def state_evolution(
     Returns:
         `(o, final_state)`: o `[B, T, H, V]` in v's dtype; final_state or None.
     """
-    _check_common(q, k, v, initial_state, chunk_size)
-    for name, x in (("a", a), ("b", b), ("gk", gk)):
-        if x.shape != q.shape:
-            raise ValueError(f"{name} must have q's shape {tuple(q.shape)}, got {tuple(x.shape)}")
+    check_state_evolution(q, k, v, a, b, gk, initial_state=initial_state, chunk_size=chunk_size)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     kwargs = {"scale": scale, "initial_state": initial_state, "output_final_state": output_final_state}
     backend = resolve_backend(backend, q.device)

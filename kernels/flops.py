@@ -198,6 +198,8 @@ def analytic_flops(op: str, backend: str, args: tuple, kwargs: dict) -> tuple[st
     if backend == "chunk":
         return None
     sizes = _token_sizes(args[0], args[2])
+    if kwargs.get("order") is not None:  # the 2D scan's fused call: every (batch, head) sequence read in D orders
+        sizes["heads"] *= kwargs["order"].shape[0]
     if backend in ("naive", "fused_recurrent"):
         formula = recurrent_state_evolution_flops if op == "state_evolution" else recurrent_delta_rule_flops
         return "recurrent", formula(**sizes)

@@ -106,8 +106,9 @@ def load_library() -> ctypes.CDLL:
     scale_threads = [ctypes.c_double, ctypes.c_int]
     signatures = {  # the extern "C" entry points of csrc/, each in _f32 and _f64
         "delta_rule_forward": [size] * 6 + [pointer, index] * 5 + [pointer] * 2 + scale_threads,
-        "recurrent_forward": [ctypes.c_int] + [size] * 5 + [pointer, index] * 8 + [pointer] * 2 + scale_threads,
-        "recurrent_backward": [size] * 6 + [pointer, index] * 2 + [pointer] * 3 + scale_threads,
+        "recurrent_forward": [ctypes.c_int] + [size] * 6 + [pointer, index] * 7 + [pointer] * 2 + [index]
+        + [pointer] * 3 + [size] + scale_threads,
+        "recurrent_backward": [ctypes.c_int] + [size] * 7 + [pointer, index] * 2 + [pointer] * 5 + scale_threads,
         # the selective scan's (kernels/selective_scan_fused.py): sizes, input pointers, softplus flag, ..., threads
         "selective_scan_forward": [index, pointer, ctypes.c_int, pointer, pointer, ctypes.c_int],
         "selective_scan_backward": [index, pointer, ctypes.c_int, pointer, pointer, pointer, ctypes.c_int],
@@ -139,28 +140,28 @@ def _head_first(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).contiguous().transpose(1, 2)
 
 
-def _prepare(tensors, dtype):
-    """Detached tensors in the compute dtype, each (batch, head) sequence contiguous."""
-    return [None if x is None else _head_first(x.detach().to(dtype)) for x in tensors]
+def _unit_features(x: torch.Tensor) -> torch.Tensor:
+    """x with a contiguous last dimension (the only layout requirement of the kernels)."""
+    return x if x.ndim < 4 or x.stride(-1) == 1 else x.contiguous()
+
+
+def _prepare(tensors, dtype, *, head_first=True):
+    """Detached tensors in the compute dtype, each (batch, head) sequence contiguous unless not `head_first`."""
+    layout = _head_first if head_first else _unit_features
+    return [None if x is None else layout(x.detach().to(dtype)) for x in tensors]
 
 
 def _ptr(x: torch.Tensor | None):
     return None if x is None else x.data_ptr()
 
 
-def _strides(x: torch.Tensor | None):
-    """(batch, token, head) element strides of a [B, T, H, D] or [B, T, H] tensor."""
-    return None if x is None else (ctypes.c_int64 * 3)(*x.stride()[:3])
+def _strides(x: torch.Tensor | None, direction: int = 0):
+    """(batch, token, head, direction) element strides of a [B, T, H, D] or [B, T, H] tensor."""
+    return None if x is None else (ctypes.c_int64 * 4)(*x.stride()[:3], direction)
 
 
-def _outputs(q, v, initial_state, output_final_state, dtype):
-    batch, seq_len, heads, dk = q.shape
-    o = torch.empty(batch, heads, seq_len, v.shape[-1], dtype=dtype).transpose(1, 2)  # head-first, see _head_first
-    h0 = None if initial_state is None else initial_state.detach().to(dtype).contiguous()
-    state = torch.empty(batch, heads, dk, v.shape[-1], dtype=dtype) if output_final_state else None
-    if state is not None and seq_len == 0:  # nothing evolves: the final state is the initial one
-        state.copy_(h0) if h0 is not None else state.zero_()
-    return o, h0, state
+def _state(x: torch.Tensor | None, dtype) -> torch.Tensor | None:
+    return None if x is None else x.detach().to(dtype).contiguous()
 
 
 def _entry(name: str, dtype: torch.dtype):
@@ -175,60 +176,84 @@ def _dtype(q: torch.Tensor) -> torch.dtype:
     return dtype
 
 
-def _chunk_forward(q, k, v, beta, initial_state, *, scale, output_final_state, chunk_size):
-    dtype = _dtype(q)
-    q, k, v, beta = _prepare([q, k, v, beta], dtype)
-    o, h0, state = _outputs(q, v, initial_state, output_final_state, dtype)
+def _chunk_forward(inputs, h0, *, scale, output_final_state, chunk_size, keep):
+    """Delta rule by csrc/delta_rule_cpu.cpp; inputs (q, k, v, beta) prepared. Keeps no checkpoints (`keep` is
+    ignored: the backward recomputes the states)."""
+    del keep
+    q, k, v, beta = inputs
     batch, seq_len, heads, dk = q.shape
+    o = torch.empty(batch, heads, seq_len, v.shape[-1], dtype=q.dtype).transpose(1, 2)  # head-first, see _head_first
+    state = _final_state(q, v, h0, output_final_state)
     if seq_len:
-        fn = _entry("delta_rule_forward", dtype)
+        fn = _entry("delta_rule_forward", q.dtype)
         chunk = max(1, min(chunk_size, seq_len))
         args = [_ptr(q), _strides(q), _ptr(k), _strides(k), _ptr(v), _strides(v), _ptr(beta), _strides(beta)]
         fn(batch, seq_len, heads, dk, v.shape[-1], chunk, *args, _ptr(o), _strides(o), _ptr(h0), _ptr(state), scale,
            torch.get_num_threads())  # fmt: skip
-    return o.contiguous(), state
+    return o.contiguous(), state, None
 
 
-def _recurrent_forward(q, k, v, a, b, gk, beta, initial_state, *, scale, output_final_state, chunk_size):
-    del chunk_size  # the backward's checkpoint interval
-    dtype = _dtype(q)
-    w = None if gk is None else gk.detach().to(dtype).exp()  # the decay factors, vectorised by torch
-    q, k, v, a, b, w, beta = _prepare([q, k, v, a, b, w, beta], dtype)
-    o, h0, state = _outputs(q, v, initial_state, output_final_state, dtype)
+def _final_state(q, v, h0, output_final_state, dirs: int = 1):
     batch, seq_len, heads, dk = q.shape
+    shape = (batch, heads, dk, v.shape[-1]) if dirs == 1 else (batch, heads, dirs, dk, v.shape[-1])
+    state = torch.empty(shape, dtype=q.dtype) if output_final_state else None
+    if state is not None and seq_len == 0:  # nothing evolves: the final state is the initial one
+        state.copy_(h0.view(shape)) if h0 is not None else state.zero_()
+    return state
+
+
+def _recurrent_forward(inputs, h0, *, scale, output_final_state, chunk_size, keep, order=None):
+    """csrc/recurrent_cpu.cpp on prepared inputs (q, k, v, a, b, w, beta): the generalized rule (beta None) or the
+    delta rule (a, b, w None). Returns (o, final state, checkpoints): o is [B, T, H, V], or [D, B, T, H, V] for the
+    D reading orders of `order` ([D, T] token rows); `keep`: also the state before every chunk_size-th step,
+    [B, H, D, N, K, V], for the backward."""
+    q, k, v, a, b, w, beta = inputs
+    batch, seq_len, heads, dk = q.shape
+    dirs, dv = (1 if order is None else order.shape[0]), v.shape[-1]
+    o = torch.empty(dirs, batch, seq_len, heads, dv, dtype=q.dtype)  # written in place (see _prepare)
+    o_strides = _strides(o[0], o.stride(0))
+    state = _final_state(q, v, h0, output_final_state, dirs)
+    chunk = max(1, min(chunk_size, seq_len))
+    n_chunks = -(-seq_len // chunk)
+    checkpoints = torch.empty(batch, heads, dirs, n_chunks, dk, dv, dtype=q.dtype) if keep and seq_len else None
     if seq_len:
-        fn = _entry("recurrent_forward", dtype)
-        args = [item for x in (q, k, v, a, b, w, beta) for item in (_ptr(x), _strides(x))]
-        fn(int(beta is not None), batch, seq_len, heads, dk, v.shape[-1], *args, _ptr(o), _strides(o), _ptr(h0),
-           _ptr(state), scale, torch.get_num_threads())  # fmt: skip
-    return o.contiguous(), state
+        fn = _entry("recurrent_forward", q.dtype)
+        args = [item for x in inputs for item in (_ptr(x), _strides(x))]
+        fn(int(beta is not None), batch, seq_len, heads, dirs, dk, dv, *args, _ptr(order), _ptr(o), o_strides,
+           _ptr(h0), _ptr(state), _ptr(checkpoints), chunk, scale, torch.get_num_threads())  # fmt: skip
+    return (o[0] if order is None else o), state, checkpoints
 
 
-def _recurrent_backward(q, k, v, a, b, w, grad_o, initial_state, grad_state, *, scale, chunk_size, need_h0):
-    """Gradients (dq, dk, dv, da, db, dw, dh0) of the generalized recurrence by csrc/recurrent_backward_cpu.cpp; `w`
-    is the decay exp(gk). dh0 is None unless `need_h0`."""
-    dtype = _dtype(q)
-    inputs = _prepare([q, k, v, a, b, w, grad_o], dtype)
+def _recurrent_backward(inputs, grad_o, h0, grad_state, checkpoints, *, scale, chunk_size, need_h0, order=None):
+    """Gradients of the inputs (q, k, v, a, b, w, beta) of _recurrent_forward, and of h0 (None unless `need_h0`),
+    by csrc/recurrent_backward_cpu.cpp: (dq, dk, dv, da, db, dw, None, dh0) for the generalized rule, with dw the
+    gradient of the decay w = exp(gk), or (dq, dk, dv, None, None, None, dbeta, dh0) for the delta rule. grad_o is
+    [B, T, H, V], or [D, B, T, H, V] with `order`; `checkpoints`: the forward's, or None (recomputed)."""
+    q, k, v, a, b, w, beta = inputs
+    delta = beta is not None
+    dtype = q.dtype
     batch, seq_len, heads, dk = q.shape
-    dv = v.shape[-1]
-
-    def head_first(dim: int, fill) -> torch.Tensor:
-        return fill(batch, heads, seq_len, dim, dtype=dtype).transpose(1, 2)
-
-    grads = [head_first(dk, torch.zeros), head_first(dk, torch.zeros), head_first(dv, torch.empty)]
-    grads += [head_first(dk, torch.zeros) for _ in range(3)]  # da, db, dw
-    h0 = None if initial_state is None else initial_state.detach().to(dtype).contiguous()
-    final = None if grad_state is None else grad_state.detach().to(dtype).contiguous()
-    dh0 = torch.empty(batch, heads, dk, dv, dtype=dtype) if need_h0 else None
+    dirs, dv = (1 if order is None else order.shape[0]), v.shape[-1]
+    grad_o = grad_o.to(dtype).contiguous()
+    grads = [None if x is None else torch.empty(x.shape, dtype=dtype) for x in inputs]
+    final = _state(grad_state, dtype)
+    dh0 = torch.empty(batch, heads, *([dirs] if dirs > 1 else []), dk, dv, dtype=dtype) if need_h0 else None
     if seq_len == 0:
         if dh0 is not None:
             dh0.copy_(final) if final is not None else dh0.zero_()
         return (*grads, dh0)
     fn = _entry("recurrent_backward", dtype)
-    pointers = [(ctypes.c_void_p * len(xs))(*map(_ptr, xs)) for xs in (inputs, grads)]
-    strides = [(ctypes.c_int64 * (3 * len(xs)))(*(n for x in xs for n in x.stride()[:3])) for xs in (inputs, grads)]
-    fn(batch, seq_len, heads, dk, dv, max(1, min(chunk_size, seq_len)), pointers[0], strides[0], pointers[1],
-       strides[1], _ptr(h0), _ptr(final), _ptr(dh0), scale, torch.get_num_threads())  # fmt: skip
+    all_inputs, all_grads = [*inputs, grad_o[0] if order is not None else grad_o], grads
+    pointers = [(ctypes.c_void_p * len(xs))(*map(_ptr, xs)) for xs in (all_inputs, all_grads)]
+    directions = [0] * len(inputs) + [grad_o.stride(0) if order is not None else 0]
+
+    def strides(xs, dirs_):
+        return (ctypes.c_int64 * (4 * len(xs)))(*(n for x, d in zip(xs, dirs_, strict=True)
+                                                  for n in (x.stride()[:3] if x is not None else (0, 0, 0)) + (d,)))
+
+    fn(int(delta), batch, seq_len, heads, dirs, dk, dv, max(1, min(chunk_size, seq_len)), pointers[0],
+       strides(all_inputs, directions), pointers[1], strides(all_grads, [0] * len(grads)), _ptr(order), _ptr(h0),
+       _ptr(final), _ptr(checkpoints), _ptr(dh0), scale, torch.get_num_threads())  # fmt: skip
     return (*grads, dh0)
 
 
@@ -237,48 +262,67 @@ def _cast(grads, like):
     return [None if g is None or x is None else g.to(x.dtype) for g, x in zip(grads, like, strict=True)]
 
 
+def _cast_to(grads, dtypes):
+    return [g.to(dtype) for g, dtype in zip(grads, dtypes, strict=True)]
+
+
 class _FusedStateEvolution(torch.autograd.Function):
+    """The generalized rule, token by token: forward by csrc/recurrent_cpu.cpp (keeping the state every chunk_size
+    steps when a gradient is wanted), backward by csrc/recurrent_backward_cpu.cpp. With `order` ([D, T] token rows),
+    every (batch, head) sequence is read in D orders and o is [D, B, T, H, V] (the 2D scan)."""
+
     @staticmethod
-    def forward(ctx, settings, initial_state, q, k, v, a, b, gk):
-        ctx.save_for_backward(initial_state, q, k, v, a, b, gk)
-        ctx.settings = settings
-        return _recurrent_forward(q, k, v, a, b, gk, None, initial_state, **settings)
+    def forward(ctx, settings, order, initial_state, q, k, v, a, b, gk):
+        dtype = _dtype(q)
+        w = gk.detach().to(dtype).exp()  # the decay factors, vectorised by torch
+        inputs = [*_prepare([q, k, v, a, b, w], dtype, head_first=False), None]
+        h0 = _state(initial_state, dtype)
+        keep = any(ctx.needs_input_grad[2:])
+        o, state, checkpoints = _recurrent_forward(inputs, h0, order=order, keep=keep, **settings)
+        ctx.save_for_backward(initial_state, h0, checkpoints, *inputs[:6])
+        ctx.settings, ctx.order = settings, order
+        ctx.dtypes = [x.dtype for x in (q, k, v, a, b, gk)]
+        return o, state
 
     @staticmethod
     def backward(ctx, grad_o, grad_state):
-        h0, q, k, v, a, b, gk = ctx.saved_tensors
-        w = gk.detach().to(_dtype(q)).exp()
-        dq, dk, dv, da, db, dw, dh0 = _recurrent_backward(
-            q, k, v, a, b, w, grad_o, h0, grad_state, scale=ctx.settings["scale"],
-            chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[1],
+        initial_state, h0, checkpoints, *inputs = ctx.saved_tensors
+        dq, dk, dv, da, db, dw, _, dh0 = _recurrent_backward(
+            [*inputs, None], grad_o, h0, grad_state, checkpoints, scale=ctx.settings["scale"],
+            chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2], order=ctx.order,
         )  # fmt: skip
-        return None, *_cast([dh0, dq, dk, dv, da, db, dw * w], [h0, q, k, v, a, b, gk])
+        grads = [dq, dk, dv, da, db, dw.mul_(inputs[5])]  # d/dgk = d/dw * w
+        return None, None, _cast([dh0], [initial_state])[0], *_cast_to(grads, ctx.dtypes)
 
 
 class _FusedDeltaRule(torch.autograd.Function):
-    """Forward by `forward` (the chunked or the recurrent kernel); backward by the generalized recurrence's backward
-    kernel, the delta rule being its case `a = k`, `b = -beta k`, key `beta k`, `w = 1` (autograd maps the gradients
-    of a, b and the key back to k and beta)."""
+    """Forward by `forward` (the chunked or the recurrent kernel), backward by the delta rule's reverse sweep of
+    csrc/recurrent_backward_cpu.cpp (from the recurrent forward's checkpoints; the chunked one keeps none)."""
 
     @staticmethod
     def forward(ctx, forward, settings, initial_state, q, k, v, beta):
-        ctx.save_for_backward(initial_state, q, k, v, beta)
+        dtype = _dtype(q)
+        inputs = _prepare([q, k, v, beta], dtype, head_first=forward is _chunk_forward)
+        h0 = _state(initial_state, dtype)
+        o, state, checkpoints = forward(inputs, h0, keep=any(ctx.needs_input_grad[3:]), **settings)
+        ctx.save_for_backward(initial_state, h0, checkpoints, *inputs)
         ctx.settings = settings
-        return forward(q, k, v, beta, initial_state, **settings)
+        ctx.dtypes = [x.dtype for x in (q, k, v, beta)]
+        return o, state
 
     @staticmethod
     def backward(ctx, grad_o, grad_state):
-        h0, q, k, v, beta = ctx.saved_tensors
-        dtype = _dtype(q)
-        key, rate = k.detach().to(dtype).requires_grad_(), beta.detach().to(dtype).requires_grad_()
-        with torch.enable_grad():
-            b, scaled_key = -rate[..., None] * key, rate[..., None] * key
-        dq, dk_scaled, dv, da, db, _, dh0 = _recurrent_backward(
-            q, scaled_key.detach(), v, key.detach(), b.detach(), torch.ones_like(key.detach()), grad_o, h0, grad_state,
-            scale=ctx.settings["scale"], chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2],
+        initial_state, h0, checkpoints, q, k, v, beta = ctx.saved_tensors
+        dq, dk, dv, _, _, _, dbeta, dh0 = _recurrent_backward(
+            [q, k, v, None, None, None, beta], grad_o, h0, grad_state, checkpoints, scale=ctx.settings["scale"],
+            chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2],
         )  # fmt: skip
-        dk, dbeta = torch.autograd.grad([b, scaled_key], [key, rate], [db, dk_scaled])
-        return None, None, *_cast([dh0, dq, dk + da, dv, dbeta], [h0, q, k, v, beta])
+        return None, None, _cast([dh0], [initial_state])[0], *_cast_to([dq, dk, dv, dbeta], ctx.dtypes)
+
+
+def _recurrent_delta(inputs, h0, **settings):
+    q, k, v, beta = inputs
+    return _recurrent_forward([q, k, v, None, None, None, beta], h0, **settings)
 
 
 def fused_chunk_delta_rule(q, k, v, beta, *, scale, initial_state=None, output_final_state=False, chunk_size=64):
@@ -289,18 +333,23 @@ def fused_chunk_delta_rule(q, k, v, beta, *, scale, initial_state=None, output_f
 
 def fused_recurrent_delta_rule(q, k, v, beta, *, scale, initial_state=None, output_final_state=False, chunk_size=64):
     """Plain delta rule, token by token, by the fused kernel (chunk_size: the backward's checkpoint interval)."""
-
-    def forward(q, k, v, beta, h0, **settings):
-        return _recurrent_forward(q, k, v, None, None, None, beta, h0, **settings)
-
     settings = {"scale": scale, "output_final_state": output_final_state, "chunk_size": chunk_size}
-    return _FusedDeltaRule.apply(forward, settings, initial_state, q, k, v, beta)
+    return _FusedDeltaRule.apply(_recurrent_delta, settings, initial_state, q, k, v, beta)
 
 
 def fused_recurrent_state_evolution(q, k, v, a, b, gk, *, scale, initial_state=None, output_final_state=False, chunk_size=64):
     """Generalized rule, token by token, by the fused kernel (chunk_size: the backward's checkpoint interval)."""
     settings = {"scale": scale, "output_final_state": output_final_state, "chunk_size": chunk_size}
-    return _FusedStateEvolution.apply(settings, initial_state, q, k, v, a, b, gk)
+    return _FusedStateEvolution.apply(settings, None, initial_state, q, k, v, a, b, gk)
+
+
+def fused_scan2d(q, k, v, a, b, gk, *, order: torch.Tensor, scale, chunk_size=64) -> torch.Tensor:
+    """The generalized rule over every (batch, head) sequence read in the D orders of `order` ([D, T] token rows,
+    int64), from zero states, in one kernel call that reads the rows by index: o [D, B, T, H, V], each direction's
+    output at its tokens' row-major positions (kernels/scan2d.py)."""
+    settings = {"scale": scale, "output_final_state": False, "chunk_size": chunk_size}
+    order = order.to(device="cpu", dtype=torch.int64).contiguous()
+    return _FusedStateEvolution.apply(settings, order, None, q, k, v, a, b, gk)[0]
 
 
 def fused_chunk_flops(*, batch: int, heads: int, seq_len: int, dk: int, dv: int, chunk_size: int = 64, lanes: int = 16):

@@ -7,7 +7,8 @@ next), `col_bwd` (column-major reversed). The "1d" mode (ablation) keeps `row_fw
 
 import torch
 
-from kernels.api import state_evolution
+from kernels.api import check_state_evolution, resolve_backend, state_evolution
+from kernels.flops import dispatch
 
 SCAN_DIRECTIONS: dict[str, tuple[str, ...]] = {
     "2d": ("row_fwd", "row_bwd", "col_fwd", "col_bwd"),
@@ -73,6 +74,15 @@ def scan2d(
     if height * width != seq_len:
         raise ValueError(f"height * width = {height} * {width} = {height * width} does not match T = {seq_len} tokens")
     orders = torch.stack([scan_order(d, height=height, width=width, device=q.device) for d in names])  # [D, T]
+    if resolve_backend(backend, q.device) == "fused_recurrent":
+        # the C++ recurrence reads every order's rows by index and writes each output at its row-major position:
+        # no gathered copies of the inputs, no scatter back (kernels/README.md, "The 2D scan")
+        from kernels.fused_cpu import fused_scan2d
+
+        check_state_evolution(q, k, v, a, b, gk, chunk_size=chunk_size)
+        kwargs = {"order": orders, "scale": q.shape[-1] ** -0.5 if scale is None else float(scale),
+                  "chunk_size": chunk_size}
+        return dispatch("state_evolution", "fused_recurrent", fused_scan2d, (q, k, v, a, b, gk), kwargs).to(v.dtype)
 
     n_dirs, flat = len(names), orders.reshape(-1)
 

@@ -2,8 +2,12 @@
 // in registers and cache:
 //   generalized rule (eq. 5):  S <- diag(w_t) S + b_t (a_t^T S) + k_t v_t^T,   o_t = scale S^T q_t
 //   plain delta rule (eq. 6):  S <- S + k_t (beta_t (v_t - S^T k_t))^T,        o_t = scale S^T q_t
-// The columns of S evolve independently, so each (batch, head) sequence is split into groups of at most four
-// vectors of columns, one thread per (sequence, group). Built by kernels/fused_cpu.py; see kernels/README.md.
+// Each (batch, head) sequence may be read in several orders (the 2D scan's directions): step t of direction d
+// reads and writes token row order[d * T + t], so the orders cost no gathered copy and the outputs land in
+// row-major position. The columns of S evolve independently, so each (batch, head, direction) sequence is split
+// into groups of at most four vectors of columns, one thread per (sequence, group). When asked, the state before
+// every chunk-th step is kept for the backward (recurrent_backward_cpu.cpp), which then need not recompute it.
+// Built by kernels/fused_cpu.py; see kernels/README.md.
 
 #include <algorithm>
 #include <cstdint>
@@ -19,17 +23,28 @@ struct Inputs {  // per tensor: base pointer of the sequence and its token strid
     int64_t tq, tk, tv, ta, tb, tw, tbeta;
 };
 
+struct Saved {        // what the backward keeps of one sequence, or nulls
+    void* checkpoints;  // [N, K, V]: the state before steps 0, chunk, 2 chunk, ...
+    int64_t chunk;
+};
+
 // NV vectors of columns [col, col + NV * lanes) of one sequence; `state` holds dk rows of NV vectors.
 template <typename T, int NV, bool Delta>
-void columns(const Inputs& in, int64_t seq_len, int64_t dk, int64_t dv, int64_t col, T* out, int64_t tout,
-             typename Simd<T>::type* state, T scale) {
+void columns(const Inputs& in, const int64_t* order, int64_t seq_len, int64_t dk, int64_t dv, int64_t col, T* out,
+             int64_t tout, typename Simd<T>::type* state, T scale, const Saved& saved) {
     typedef typename Simd<T>::type vec;
     constexpr int64_t L = 64 / sizeof(T);
     const int64_t width = std::min<int64_t>(NV * L, dv - col);  // real columns in this group
     const bool full = width == NV * L;  // else values and outputs go through a zero-padded buffer
     alignas(64) T staged[NV * L];
     std::memset(staged, 0, sizeof(staged));
-    for (int64_t t = 0; t < seq_len; ++t) {
+    for (int64_t step = 0, next_checkpoint = 0; step < seq_len; ++step) {
+        if (saved.checkpoints && step == next_checkpoint) {  // the state before steps 0, chunk, 2 chunk, ...
+            T* kept = static_cast<T*>(saved.checkpoints) + (step / saved.chunk) * dk * dv + col;
+            for (int64_t d = 0; d < dk; ++d) std::memcpy(kept + d * dv, &state[d * NV], width * sizeof(T));
+            next_checkpoint += saved.chunk;
+        }
+        const int64_t t = order ? order[step] : step;  // the token row this step reads and writes
         const T* q = static_cast<const T*>(in.q) + t * in.tq;
         const T* k = static_cast<const T*>(in.k) + t * in.tk;
         const T* v = static_cast<const T*>(in.v) + t * in.tv + col;
@@ -92,19 +107,21 @@ void columns(const Inputs& in, int64_t seq_len, int64_t dk, int64_t dv, int64_t 
 }
 
 template <typename T, bool Delta>
-int recurrent_forward(int64_t batch, int64_t seq_len, int64_t heads, int64_t dk, int64_t dv, const Inputs& base,
-                      const int64_t* const* strides, T* o, const int64_t* so, const T* h0, T* ht, T scale,
-                      int threads) {
+int recurrent_forward(int64_t batch, int64_t seq_len, int64_t heads, int64_t dirs, int64_t dk, int64_t dv,
+                      const Inputs& base, const int64_t* const* strides, const int64_t* order, T* o,
+                      const int64_t* so, const T* h0, T* ht, T* checkpoints, int64_t chunk, T scale, int threads) {
     typedef typename Simd<T>::type vec;
     constexpr int64_t L = 64 / sizeof(T);
-    const int64_t groups = (dv + 4 * L - 1) / (4 * L), jobs = batch * heads * groups;
+    const int64_t groups = (dv + 4 * L - 1) / (4 * L), jobs = batch * heads * dirs * groups;
+    const int64_t n_chunks = (seq_len + chunk - 1) / chunk;
 #pragma omp parallel num_threads(threads)
     {
         vec* state = static_cast<vec*>(std::aligned_alloc(64, dk * 4 * sizeof(vec)));
 #pragma omp for schedule(static)
         for (int64_t job = 0; job < jobs; ++job) {
+            // sequence = (batch, head, direction), its states at [sequence, K, V] of h0 / ht / checkpoints
             const int64_t sequence = job / groups, col = (job % groups) * 4 * L;
-            const int64_t bi = sequence / heads, hi = sequence % heads;
+            const int64_t bi = sequence / (heads * dirs), hi = sequence / dirs % heads, di = sequence % dirs;
             const int64_t nv = std::min<int64_t>(4, (dv - col + L - 1) / L);
             // move every pointer to this sequence: strides[i] = (batch, token, head) of tensor i (q k v a b w beta)
             const void* const pointers[] = {base.q, base.k, base.v, base.a, base.b, base.w, base.beta};
@@ -122,12 +139,14 @@ int recurrent_forward(int64_t batch, int64_t seq_len, int64_t heads, int64_t dk,
             const int64_t width = std::min<int64_t>(nv * L, dv - col), offset = sequence * dk * dv;
             if (h0)
                 for (int64_t d = 0; d < dk; ++d) std::memcpy(s + d * nv * L, h0 + offset + d * dv + col, width * sizeof(T));
-            T* out = o + bi * so[0] + hi * so[2];
+            T* out = o + bi * so[0] + hi * so[2] + di * so[3];
+            const int64_t* steps = order ? order + di * seq_len : nullptr;
+            const Saved saved{checkpoints ? checkpoints + sequence * n_chunks * dk * dv : nullptr, chunk};
             switch (nv) {
-                case 1: columns<T, 1, Delta>(in, seq_len, dk, dv, col, out, so[1], state, scale); break;
-                case 2: columns<T, 2, Delta>(in, seq_len, dk, dv, col, out, so[1], state, scale); break;
-                case 3: columns<T, 3, Delta>(in, seq_len, dk, dv, col, out, so[1], state, scale); break;
-                default: columns<T, 4, Delta>(in, seq_len, dk, dv, col, out, so[1], state, scale); break;
+                case 1: columns<T, 1, Delta>(in, steps, seq_len, dk, dv, col, out, so[1], state, scale, saved); break;
+                case 2: columns<T, 2, Delta>(in, steps, seq_len, dk, dv, col, out, so[1], state, scale, saved); break;
+                case 3: columns<T, 3, Delta>(in, steps, seq_len, dk, dv, col, out, so[1], state, scale, saved); break;
+                default: columns<T, 4, Delta>(in, steps, seq_len, dk, dv, col, out, so[1], state, scale, saved); break;
             }
             if (ht)
                 for (int64_t d = 0; d < dk; ++d) std::memcpy(ht + offset + d * dv + col, s + d * nv * L, width * sizeof(T));
@@ -138,35 +157,39 @@ int recurrent_forward(int64_t batch, int64_t seq_len, int64_t heads, int64_t dk,
 }
 
 template <typename T>
-int dispatch(bool delta, int64_t batch, int64_t seq_len, int64_t heads, int64_t dk, int64_t dv, const T* q,
-             const int64_t* sq, const T* k, const int64_t* sk, const T* v, const int64_t* sv, const T* a,
+int dispatch(bool delta, int64_t batch, int64_t seq_len, int64_t heads, int64_t dirs, int64_t dk, int64_t dv,
+             const T* q, const int64_t* sq, const T* k, const int64_t* sk, const T* v, const int64_t* sv, const T* a,
              const int64_t* sa, const T* b, const int64_t* sb, const T* w, const int64_t* sw, const T* beta,
-             const int64_t* sbeta, T* o, const int64_t* so, const T* h0, T* ht, double scale, int threads) {
+             const int64_t* sbeta, const int64_t* order, T* o, const int64_t* so, const T* h0, T* ht, T* checkpoints,
+             int64_t chunk, double scale, int threads) {
     const Inputs base{q, k, v, a, b, w, beta, 0, 0, 0, 0, 0, 0, 0};
     static const int64_t none[3] = {0, 0, 0};
     const int64_t* const strides[] = {sq, sk, sv, sa ? sa : none, sb ? sb : none, sw ? sw : none,
                                       sbeta ? sbeta : none};
     if (delta)
-        return recurrent_forward<T, true>(batch, seq_len, heads, dk, dv, base, strides, o, so, h0, ht, T(scale),
-                                          threads);
-    return recurrent_forward<T, false>(batch, seq_len, heads, dk, dv, base, strides, o, so, h0, ht, T(scale),
-                                       threads);
+        return recurrent_forward<T, true>(batch, seq_len, heads, dirs, dk, dv, base, strides, order, o, so, h0, ht,
+                                          checkpoints, chunk, T(scale), threads);
+    return recurrent_forward<T, false>(batch, seq_len, heads, dirs, dk, dv, base, strides, order, o, so, h0, ht,
+                                       checkpoints, chunk, T(scale), threads);
 }
 
 }  // namespace
 
 extern "C" {
 
-// Shapes: q, k, a, b, w [B, T, H, K] (w = exp(gk)); v, o [B, T, H, V]; beta [B, T, H]; states [B, H, K, V]
-// contiguous (or null). Each s* holds the (batch, token, head) element strides of its tensor. delta = 1: the plain
-// delta rule (a, b, w unused, may be null); delta = 0: the generalized rule (beta unused, may be null).
+// Shapes: q, k, a, b, w [B, T, H, K] (w = exp(gk)); v [B, T, H, V]; beta [B, T, H]; each s* holds the (batch,
+// token, head) element strides of its tensor. o [D, B, T, H, V] with its (batch, token, head, direction) strides
+// in so. order: [D, T] token rows (step t of direction d reads row order[d * T + t]), or null for D = 1 in row
+// order. States h0, ht [B, H, D, K, V] and checkpoints [B, H, D, ceil(T / chunk), K, V] contiguous, or null.
+// delta = 1: the plain delta rule (a, b, w unused, may be null); delta = 0: the generalized rule (beta unused).
 #define RECURRENT_ENTRY(NAME, T)                                                                                     \
-    int NAME(int delta, int64_t batch, int64_t seq_len, int64_t heads, int64_t dk, int64_t dv, const T* q,           \
-             const int64_t* sq, const T* k, const int64_t* sk, const T* v, const int64_t* sv, const T* a,            \
-             const int64_t* sa, const T* b, const int64_t* sb, const T* w, const int64_t* sw, const T* beta,         \
-             const int64_t* sbeta, T* o, const int64_t* so, const T* h0, T* ht, double scale, int threads) {         \
-        return dispatch<T>(delta != 0, batch, seq_len, heads, dk, dv, q, sq, k, sk, v, sv, a, sa, b, sb, w, sw,      \
-                           beta, sbeta, o, so, h0, ht, scale, threads);                                              \
+    int NAME(int delta, int64_t batch, int64_t seq_len, int64_t heads, int64_t dirs, int64_t dk, int64_t dv,        \
+             const T* q, const int64_t* sq, const T* k, const int64_t* sk, const T* v, const int64_t* sv,            \
+             const T* a, const int64_t* sa, const T* b, const int64_t* sb, const T* w, const int64_t* sw,            \
+             const T* beta, const int64_t* sbeta, const int64_t* order, T* o, const int64_t* so, const T* h0, T* ht, \
+             T* checkpoints, int64_t chunk, double scale, int threads) {                                             \
+        return dispatch<T>(delta != 0, batch, seq_len, heads, dirs, dk, dv, q, sq, k, sk, v, sv, a, sa, b, sb, w,    \
+                           sw, beta, sbeta, order, o, so, h0, ht, checkpoints, chunk, scale, threads);               \
     }
 RECURRENT_ENTRY(recurrent_forward_f32, float)
 RECURRENT_ENTRY(recurrent_forward_f64, double)

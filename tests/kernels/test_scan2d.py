@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kernels import SCAN_DIRECTIONS, scan2d, scan_order, state_evolution
+from kernels import SCAN_DIRECTIONS, fused_cpu, scan2d, scan_order, state_evolution
 from kernels.testing import dplr_inputs, rel_err
 
 HEIGHT, WIDTH = 5, 7
@@ -72,3 +72,65 @@ def test_bad_input_is_named():
         scan2d(*inputs, height=HEIGHT, width=WIDTH, directions="3d")
     with pytest.raises(ValueError, match="unknown scan direction"):
         scan2d(*inputs, height=HEIGHT, width=WIDTH, directions=("diag",))
+
+
+FUSED = pytest.mark.skipif(not fused_cpu.available()[0], reason=fused_cpu.available()[1])
+SCAN_SHAPES = [  # (B, H, K, V, height, width): partial chunks at 16; V = 40 is two fp64 column groups
+    pytest.param((2, 2, 4, 3, HEIGHT, WIDTH), id="B2-H2-K4-V3-5x7"),
+    pytest.param((1, 1, 20, 40, 6, 9), id="B1-H1-K20-V40-6x9"),
+    pytest.param((3, 2, 8, 8, 1, 11), id="B3-H2-K8-V8-1x11"),
+]
+
+
+def _scan_loss(inputs, shape, backend, chunk_size, directions="2d"):
+    *_, height, width = shape
+    out = scan2d(*inputs, height=height, width=width, backend=backend, chunk_size=chunk_size, directions=directions)
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(3), dtype=out.dtype)
+    return out, (out * weights).sum()
+
+
+@FUSED
+@pytest.mark.parametrize("shape", SCAN_SHAPES)
+@pytest.mark.parametrize("chunk_size", [16, 64])
+@pytest.mark.parametrize("directions", ["2d", "1d", ("col_bwd", "row_fwd")], ids=["2d", "1d", "two"])
+def test_fused_scan_reads_the_orders_by_index_like_the_loop(shape, chunk_size, directions):
+    batch, heads, dk, dv, height, width = shape
+    inputs = dplr_inputs(batch, height * width, heads, dk, dv, requires_grad=True)
+    ref, ref_loss = _scan_loss(inputs, shape, "naive", chunk_size, directions)
+    expected = torch.autograd.grad(ref_loss, inputs)
+    out, loss = _scan_loss(inputs, shape, "fused_recurrent", chunk_size, directions)
+    assert out.shape == ref.shape and rel_err(out, ref) < 1e-12
+    for name, g, e in zip("q k v a b gk".split(), torch.autograd.grad(loss, inputs), expected, strict=True):
+        assert rel_err(g, e) < 1e-10, name
+
+
+@FUSED
+def test_fused_scan_takes_the_models_strided_views_and_keeps_fp32_accuracy():
+    # the SEB hands views [B, T, H, K] of [B, T, C] projections (heads interleaved); fp32 against the fp32 loop
+    batch, heads, dk, height, width = 2, 2, 16, 6, 8
+    inputs64 = dplr_inputs(batch, height * width, heads, dk, dk)
+    flat = [x.float().flatten(2).requires_grad_() for x in inputs64]  # [B, T, C]
+    views = [x.view(batch, height * width, heads, dk) for x in flat]
+    exact = scan2d(*inputs64, height=height, width=width, backend="naive")
+    loop = scan2d(*views, height=height, width=width, backend="naive")
+    fused = scan2d(*views, height=height, width=width, backend="fused_recurrent")
+    assert fused.dtype == torch.float32 and rel_err(fused, exact) < 10 * max(rel_err(loop, exact), 1e-7)
+    grads = torch.autograd.grad(fused.square().sum(), flat)
+    loop_grads = torch.autograd.grad(loop.square().sum(), flat)
+    assert all(rel_err(g, e) < 1e-5 for g, e in zip(grads, loop_grads, strict=True))
+    half = scan2d(*(x.bfloat16() for x in views), height=height, width=width, backend="fused_recurrent")
+    assert half.dtype == torch.bfloat16
+
+
+@FUSED
+def test_fused_scan_is_counted_as_every_order_of_every_head():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from kernels.flops import count_kernels, recurrent_state_evolution_flops
+
+    inputs = dplr_inputs(2, HEIGHT * WIDTH, 3, 4, 5)
+    with FlopCounterMode(display=False) as counter, count_kernels(counter) as records:
+        scan2d(*inputs, height=HEIGHT, width=WIDTH, backend="fused_recurrent")
+    expected = recurrent_state_evolution_flops(batch=2, heads=3 * 4, seq_len=HEIGHT * WIDTH, dk=4, dv=5)
+    assert records["state_evolution"].backends == ["fused_recurrent"]
+    assert records["state_evolution"].analytic_flops == expected
