@@ -17,9 +17,10 @@ intra-op thread count.
 The same library holds the selective scan's kernels (csrc/selective_scan_cpu.cpp, backend `fused` of
 `kernels.selective_scan`; its autograd function is in kernels/selective_scan_fused.py).
 
-Gradients: the forward kernels keep nothing; one backward kernel (recurrent_backward_cpu.cpp) sweeps the generalized
-recurrence in reverse, recomputing the states from checkpoints every `chunk_size` tokens. The delta rule is its case
-`a = k`, `b = -beta k`, key `beta k`, `w = 1`, and autograd maps those gradients back to k and beta.
+Gradients: when one is wanted, the recurrent forward keeps the state every `chunk_size` steps; one backward kernel
+(recurrent_backward_cpu.cpp) sweeps each chunk in reverse from those checkpoints (the chunked forward keeps none: the
+backward makes them), with a sweep of its own for the delta rule. `fused_scan2d` reads the 2D scan's orders by index
+in the same kernels (kernels/scan2d.py).
 """
 
 import ctypes
