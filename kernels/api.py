@@ -93,6 +93,11 @@ def _check_common(q, k, v, initial_state, chunk_size) -> None:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
 
 
+def default_scale(q: torch.Tensor, scale: float | None) -> float:
+    """The query scale: `K ** -0.5` unless given (fla's default)."""
+    return q.shape[-1] ** -0.5 if scale is None else float(scale)
+
+
 def check_state_evolution(q, k, v, a, b, gk, *, initial_state=None, chunk_size=64) -> None:
     """The shape checks of `state_evolution` (a ValueError naming the argument)."""
     _check_common(q, k, v, initial_state, chunk_size)
@@ -141,7 +146,7 @@ def state_evolution(
         `(o, final_state)`: o `[B, T, H, V]` in v's dtype; final_state or None.
     """
     check_state_evolution(q, k, v, a, b, gk, initial_state=initial_state, chunk_size=chunk_size)
-    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    scale = default_scale(q, scale)
     kwargs = {"scale": scale, "initial_state": initial_state, "output_final_state": output_final_state}
     backend = resolve_backend(backend, q.device)
     if backend != "naive":
@@ -184,7 +189,7 @@ def delta_rule(
     _check_common(q, k, v, initial_state, chunk_size)
     if beta.shape != q.shape[:3]:
         raise ValueError(f"beta must be [B, T, H] = {tuple(q.shape[:3])}, got {tuple(beta.shape)}")
-    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    scale = default_scale(q, scale)
     kwargs = {"scale": scale, "initial_state": initial_state, "output_final_state": output_final_state}
     backend = resolve_backend(backend, q.device, op="delta_rule")
     if backend != "naive":

@@ -194,11 +194,16 @@ def _chunk_forward(inputs, h0, *, scale, output_final_state, chunk_size, keep):
     return o.contiguous(), state, None
 
 
+def _state_shape(q, v, dirs: int = 1) -> tuple[int, ...]:
+    """[B, H, K, V], or [B, H, D, K, V] for D reading orders."""
+    batch, _, heads, dk = q.shape
+    return (batch, heads, *([dirs] if dirs > 1 else []), dk, v.shape[-1])
+
+
 def _final_state(q, v, h0, output_final_state, dirs: int = 1):
-    batch, seq_len, heads, dk = q.shape
-    shape = (batch, heads, dk, v.shape[-1]) if dirs == 1 else (batch, heads, dirs, dk, v.shape[-1])
+    shape = _state_shape(q, v, dirs)
     state = torch.empty(shape, dtype=q.dtype) if output_final_state else None
-    if state is not None and seq_len == 0:  # nothing evolves: the final state is the initial one
+    if state is not None and q.shape[1] == 0:  # nothing evolves: the final state is the initial one
         state.copy_(h0.view(shape)) if h0 is not None else state.zero_()
     return state
 
@@ -208,7 +213,7 @@ def _recurrent_forward(inputs, h0, *, scale, output_final_state, chunk_size, kee
     delta rule (a, b, w None). Returns (o, final state, checkpoints): o is [B, T, H, V], or [D, B, T, H, V] for the
     D reading orders of `order` ([D, T] token rows); `keep`: also the state before every chunk_size-th step,
     [B, H, D, N, K, V], for the backward."""
-    q, k, v, a, b, w, beta = inputs
+    q, v, beta = inputs[0], inputs[2], inputs[6]
     batch, seq_len, heads, dk = q.shape
     dirs, dv = (1 if order is None else order.shape[0]), v.shape[-1]
     o = torch.empty(dirs, batch, seq_len, heads, dv, dtype=q.dtype)  # written in place (see _prepare)
@@ -230,41 +235,36 @@ def _recurrent_backward(inputs, grad_o, h0, grad_state, checkpoints, *, scale, c
     by csrc/recurrent_backward_cpu.cpp: (dq, dk, dv, da, db, dw, None, dh0) for the generalized rule, with dw the
     gradient of the decay w = exp(gk), or (dq, dk, dv, None, None, None, dbeta, dh0) for the delta rule. grad_o is
     [B, T, H, V], or [D, B, T, H, V] with `order`; `checkpoints`: the forward's, or None (recomputed)."""
-    q, k, v, a, b, w, beta = inputs
+    q, v, beta = inputs[0], inputs[2], inputs[6]
     delta = beta is not None
     dtype = q.dtype
     batch, seq_len, heads, dk = q.shape
     dirs, dv = (1 if order is None else order.shape[0]), v.shape[-1]
-    grad_o = grad_o.to(dtype).contiguous()
+    grad_o = grad_o.to(dtype).contiguous().view(dirs, batch, seq_len, heads, dv)  # as the forward's o
     grads = [None if x is None else torch.empty(x.shape, dtype=dtype) for x in inputs]
     final = _state(grad_state, dtype)
-    dh0 = torch.empty(batch, heads, *([dirs] if dirs > 1 else []), dk, dv, dtype=dtype) if need_h0 else None
+    dh0 = torch.empty(_state_shape(q, v, dirs), dtype=dtype) if need_h0 else None
     if seq_len == 0:
         if dh0 is not None:
             dh0.copy_(final) if final is not None else dh0.zero_()
         return (*grads, dh0)
     fn = _entry("recurrent_backward", dtype)
-    all_inputs, all_grads = [*inputs, grad_o[0] if order is not None else grad_o], grads
-    pointers = [(ctypes.c_void_p * len(xs))(*map(_ptr, xs)) for xs in (all_inputs, all_grads)]
-    directions = [0] * len(inputs) + [grad_o.stride(0) if order is not None else 0]
-
-    def strides(xs, dirs_):
-        return (ctypes.c_int64 * (4 * len(xs)))(*(n for x, d in zip(xs, dirs_, strict=True)
-                                                  for n in (x.stride()[:3] if x is not None else (0, 0, 0)) + (d,)))
-
-    fn(int(delta), batch, seq_len, heads, dirs, dk, dv, max(1, min(chunk_size, seq_len)), pointers[0],
-       strides(all_inputs, directions), pointers[1], strides(all_grads, [0] * len(grads)), _ptr(order), _ptr(h0),
-       _ptr(final), _ptr(checkpoints), _ptr(dh0), scale, torch.get_num_threads())  # fmt: skip
+    tables = []  # a pointer and 4 strides per tensor (inputs and grad_o, then the gradients); only grad_o has directions
+    for xs, directions in (([*inputs, grad_o[0]], [0] * len(inputs) + [grad_o.stride(0)]), (grads, [0] * len(grads))):
+        strides = [n for x, d in zip(xs, directions, strict=True) for n in (_strides(x, d) or (0, 0, 0, 0))]
+        tables += [(ctypes.c_void_p * len(xs))(*map(_ptr, xs)), (ctypes.c_int64 * len(strides))(*strides)]
+    fn(int(delta), batch, seq_len, heads, dirs, dk, dv, max(1, min(chunk_size, seq_len)), *tables, _ptr(order),
+       _ptr(h0), _ptr(final), _ptr(checkpoints), _ptr(dh0), scale, torch.get_num_threads())  # fmt: skip
     return (*grads, dh0)
 
 
-def _cast(grads, like):
-    """Gradients in their inputs' dtypes (None where an input is None)."""
-    return [None if g is None or x is None else g.to(x.dtype) for g, x in zip(grads, like, strict=True)]
+def _dtypes(*tensors):
+    return [None if x is None else x.dtype for x in tensors]
 
 
-def _cast_to(grads, dtypes):
-    return [g.to(dtype) for g, dtype in zip(grads, dtypes, strict=True)]
+def _cast(grads, dtypes):
+    """Gradients in their inputs' dtypes (None where the input or its gradient is None)."""
+    return [None if g is None or dtype is None else g.to(dtype) for g, dtype in zip(grads, dtypes, strict=True)]
 
 
 class _FusedStateEvolution(torch.autograd.Function):
@@ -280,20 +280,19 @@ class _FusedStateEvolution(torch.autograd.Function):
         h0 = _state(initial_state, dtype)
         keep = any(ctx.needs_input_grad[2:])
         o, state, checkpoints = _recurrent_forward(inputs, h0, order=order, keep=keep, **settings)
-        ctx.save_for_backward(initial_state, h0, checkpoints, *inputs[:6])
+        ctx.save_for_backward(h0, checkpoints, *inputs[:6])
         ctx.settings, ctx.order = settings, order
-        ctx.dtypes = [x.dtype for x in (q, k, v, a, b, gk)]
+        ctx.dtypes = _dtypes(initial_state, q, k, v, a, b, gk)
         return o, state
 
     @staticmethod
     def backward(ctx, grad_o, grad_state):
-        initial_state, h0, checkpoints, *inputs = ctx.saved_tensors
+        h0, checkpoints, *inputs = ctx.saved_tensors
         dq, dk, dv, da, db, dw, _, dh0 = _recurrent_backward(
             [*inputs, None], grad_o, h0, grad_state, checkpoints, scale=ctx.settings["scale"],
             chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2], order=ctx.order,
         )  # fmt: skip
-        grads = [dq, dk, dv, da, db, dw.mul_(inputs[5])]  # d/dgk = d/dw * w
-        return None, None, _cast([dh0], [initial_state])[0], *_cast_to(grads, ctx.dtypes)
+        return None, None, *_cast([dh0, dq, dk, dv, da, db, dw.mul_(inputs[5])], ctx.dtypes)  # d/dgk = d/dw * w
 
 
 class _FusedDeltaRule(torch.autograd.Function):
@@ -306,19 +305,19 @@ class _FusedDeltaRule(torch.autograd.Function):
         inputs = _prepare([q, k, v, beta], dtype, head_first=forward is _chunk_forward)
         h0 = _state(initial_state, dtype)
         o, state, checkpoints = forward(inputs, h0, keep=any(ctx.needs_input_grad[3:]), **settings)
-        ctx.save_for_backward(initial_state, h0, checkpoints, *inputs)
+        ctx.save_for_backward(h0, checkpoints, *inputs)
         ctx.settings = settings
-        ctx.dtypes = [x.dtype for x in (q, k, v, beta)]
+        ctx.dtypes = _dtypes(initial_state, q, k, v, beta)
         return o, state
 
     @staticmethod
     def backward(ctx, grad_o, grad_state):
-        initial_state, h0, checkpoints, q, k, v, beta = ctx.saved_tensors
+        h0, checkpoints, q, k, v, beta = ctx.saved_tensors
         dq, dk, dv, _, _, _, dbeta, dh0 = _recurrent_backward(
             [q, k, v, None, None, None, beta], grad_o, h0, grad_state, checkpoints, scale=ctx.settings["scale"],
             chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2],
         )  # fmt: skip
-        return None, None, _cast([dh0], [initial_state])[0], *_cast_to([dq, dk, dv, dbeta], ctx.dtypes)
+        return None, None, *_cast([dh0, dq, dk, dv, dbeta], ctx.dtypes)
 
 
 def _recurrent_delta(inputs, h0, **settings):

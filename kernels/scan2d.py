@@ -7,7 +7,7 @@ next), `col_bwd` (column-major reversed). The "1d" mode (ablation) keeps `row_fw
 
 import torch
 
-from kernels.api import check_state_evolution, resolve_backend, state_evolution
+from kernels.api import check_state_evolution, default_scale, resolve_backend, state_evolution
 from kernels.flops import dispatch
 
 SCAN_DIRECTIONS: dict[str, tuple[str, ...]] = {
@@ -80,8 +80,7 @@ def scan2d(
         from kernels.fused_cpu import fused_scan2d
 
         check_state_evolution(q, k, v, a, b, gk, chunk_size=chunk_size)
-        kwargs = {"order": orders, "scale": q.shape[-1] ** -0.5 if scale is None else float(scale),
-                  "chunk_size": chunk_size}
+        kwargs = {"order": orders, "scale": default_scale(q, scale), "chunk_size": chunk_size}
         return dispatch("state_evolution", "fused_recurrent", fused_scan2d, (q, k, v, a, b, gk), kwargs).to(v.dtype)
 
     n_dirs, flat = len(names), orders.reshape(-1)

@@ -100,7 +100,7 @@ def test_fused_scan_reads_the_orders_by_index_like_the_loop(shape, chunk_size, d
     expected = torch.autograd.grad(ref_loss, inputs)
     out, loss = _scan_loss(inputs, shape, "fused_recurrent", chunk_size, directions)
     assert out.shape == ref.shape and rel_err(out, ref) < 1e-12
-    for name, g, e in zip("q k v a b gk".split(), torch.autograd.grad(loss, inputs), expected, strict=True):
+    for name, g, e in zip(["q", "k", "v", "a", "b", "gk"], torch.autograd.grad(loss, inputs), expected, strict=True):
         assert rel_err(g, e) < 1e-10, name
 
 
