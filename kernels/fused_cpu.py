@@ -108,7 +108,7 @@ def load_library() -> ctypes.CDLL:
     signatures = {  # the extern "C" entry points of csrc/, each in _f32 and _f64
         "delta_rule_forward": [size] * 6 + [pointer, index] * 5 + [pointer] * 2 + scale_threads,
         "recurrent_forward": [ctypes.c_int] + [size] * 6 + [pointer, index] * 7 + [pointer] * 2 + [index]
-        + [pointer] * 3 + [size] + scale_threads,
+        + [pointer] * 4 + [size] + scale_threads,
         "recurrent_backward": [ctypes.c_int] + [size] * 7 + [pointer, index] * 2 + [pointer] * 5 + scale_threads,
         # the selective scan's (kernels/selective_scan_fused.py): sizes, input pointers, softplus flag, ..., threads
         "selective_scan_forward": [index, pointer, ctypes.c_int, pointer, pointer, ctypes.c_int],
@@ -178,8 +178,8 @@ def _dtype(q: torch.Tensor) -> torch.dtype:
 
 
 def _chunk_forward(inputs, h0, *, scale, output_final_state, chunk_size, keep):
-    """Delta rule by csrc/delta_rule_cpu.cpp; inputs (q, k, v, beta) prepared. Keeps no checkpoints (`keep` is
-    ignored: the backward recomputes the states)."""
+    """Delta rule by csrc/delta_rule_cpu.cpp; inputs (q, k, v, beta) prepared. Keeps no checkpoints or read-outs
+    (`keep` is ignored: the backward recomputes them)."""
     del keep
     q, k, v, beta = inputs
     batch, seq_len, heads, dk = q.shape
@@ -191,7 +191,7 @@ def _chunk_forward(inputs, h0, *, scale, output_final_state, chunk_size, keep):
         args = [_ptr(q), _strides(q), _ptr(k), _strides(k), _ptr(v), _strides(v), _ptr(beta), _strides(beta)]
         fn(batch, seq_len, heads, dk, v.shape[-1], chunk, *args, _ptr(o), _strides(o), _ptr(h0), _ptr(state), scale,
            torch.get_num_threads())  # fmt: skip
-    return o.contiguous(), state, None
+    return o.contiguous(), state, (None, None)
 
 
 def _state_shape(q, v, dirs: int = 1) -> tuple[int, ...]:
@@ -210,9 +210,10 @@ def _final_state(q, v, h0, output_final_state, dirs: int = 1):
 
 def _recurrent_forward(inputs, h0, *, scale, output_final_state, chunk_size, keep, order=None):
     """csrc/recurrent_cpu.cpp on prepared inputs (q, k, v, a, b, w, beta): the generalized rule (beta None) or the
-    delta rule (a, b, w None). Returns (o, final state, checkpoints): o is [B, T, H, V], or [D, B, T, H, V] for the
-    D reading orders of `order` ([D, T] token rows); `keep`: also the state before every chunk_size-th step,
-    [B, H, D, N, K, V], for the backward."""
+    delta rule (a, b, w None). Returns (o, final state, saved): o is [B, T, H, V], or [D, B, T, H, V] for the D
+    reading orders of `order` ([D, T] token rows); with `keep`, saved = (checkpoints, reads) for the backward: the
+    state before every chunk_size-th step [B, H, D, N, K, V] and every step's read-out a^T S_{t-1} [D, B, T, H, V],
+    else (None, None)."""
     q, v, beta = inputs[0], inputs[2], inputs[6]
     batch, seq_len, heads, dk = q.shape
     dirs, dv = (1 if order is None else order.shape[0]), v.shape[-1]
@@ -221,26 +222,31 @@ def _recurrent_forward(inputs, h0, *, scale, output_final_state, chunk_size, kee
     state = _final_state(q, v, h0, output_final_state, dirs)
     chunk = max(1, min(chunk_size, seq_len))
     n_chunks = -(-seq_len // chunk)
-    checkpoints = torch.empty(batch, heads, dirs, n_chunks, dk, dv, dtype=q.dtype) if keep and seq_len else None
+    keep = keep and seq_len > 0
+    checkpoints = torch.empty(batch, heads, dirs, n_chunks, dk, dv, dtype=q.dtype) if keep else None
+    reads = torch.empty_like(o) if keep else None  # same strides as o
     if seq_len:
         fn = _entry("recurrent_forward", q.dtype)
         args = [item for x in inputs for item in (_ptr(x), _strides(x))]
         fn(int(beta is not None), batch, seq_len, heads, dirs, dk, dv, *args, _ptr(order), _ptr(o), o_strides,
-           _ptr(h0), _ptr(state), _ptr(checkpoints), chunk, scale, torch.get_num_threads())  # fmt: skip
-    return (o[0] if order is None else o), state, checkpoints
+           _ptr(reads), _ptr(h0), _ptr(state), _ptr(checkpoints), chunk, scale, torch.get_num_threads())  # fmt: skip
+    return (o[0] if order is None else o), state, (checkpoints, reads)
 
 
-def _recurrent_backward(inputs, grad_o, h0, grad_state, checkpoints, *, scale, chunk_size, need_h0, order=None):
+def _recurrent_backward(inputs, grad_o, h0, grad_state, saved, *, scale, chunk_size, need_h0, order=None):
     """Gradients of the inputs (q, k, v, a, b, w, beta) of _recurrent_forward, and of h0 (None unless `need_h0`),
-    by csrc/recurrent_backward_cpu.cpp: (dq, dk, dv, da, db, dw, None, dh0) for the generalized rule, with dw the
-    gradient of the decay w = exp(gk), or (dq, dk, dv, None, None, None, dbeta, dh0) for the delta rule. grad_o is
-    [B, T, H, V], or [D, B, T, H, V] with `order`; `checkpoints`: the forward's, or None (recomputed)."""
+    by csrc/recurrent_backward_cpu.cpp: (dq, dk, dv, da, db, dgk, None, dh0) for the generalized rule, with dgk the
+    gradient of the log-decay gk (w = exp(gk)), or (dq, dk, dv, None, None, None, dbeta, dh0) for the delta rule.
+    grad_o is [B, T, H, V], or [D, B, T, H, V] with `order`; `saved`: the forward's (checkpoints, reads), either
+    None where it kept none (recomputed)."""
     q, v, beta = inputs[0], inputs[2], inputs[6]
     delta = beta is not None
     dtype = q.dtype
     batch, seq_len, heads, dk = q.shape
     dirs, dv = (1 if order is None else order.shape[0]), v.shape[-1]
     grad_o = grad_o.to(dtype).contiguous().view(dirs, batch, seq_len, heads, dv)  # as the forward's o
+    checkpoints, reads = saved
+    reads = None if reads is None else reads.view(grad_o.shape)
     grads = [None if x is None else torch.empty(x.shape, dtype=dtype) for x in inputs]
     final = _state(grad_state, dtype)
     dh0 = torch.empty(_state_shape(q, v, dirs), dtype=dtype) if need_h0 else None
@@ -249,8 +255,12 @@ def _recurrent_backward(inputs, grad_o, h0, grad_state, checkpoints, *, scale, c
             dh0.copy_(final) if final is not None else dh0.zero_()
         return (*grads, dh0)
     fn = _entry("recurrent_backward", dtype)
-    tables = []  # a pointer and 4 strides per tensor (inputs and grad_o, then the gradients); only grad_o has directions
-    for xs, directions in (([*inputs, grad_o[0]], [0] * len(inputs) + [grad_o.stride(0)]), (grads, [0] * len(grads))):
+    # a pointer and 4 strides per tensor (inputs, grad_o and reads, then the gradients); only the last two have
+    # directions
+    tables = []
+    per_direction = [grad_o[0], None if reads is None else reads[0]]
+    for xs, directions in (([*inputs, *per_direction], [0] * len(inputs) + [grad_o.stride(0)] * 2),
+                           (grads, [0] * len(grads))):
         strides = [n for x, d in zip(xs, directions, strict=True) for n in (_strides(x, d) or (0, 0, 0, 0))]
         tables += [(ctypes.c_void_p * len(xs))(*map(_ptr, xs)), (ctypes.c_int64 * len(strides))(*strides)]
     fn(int(delta), batch, seq_len, heads, dirs, dk, dv, max(1, min(chunk_size, seq_len)), *tables, _ptr(order),
@@ -278,21 +288,20 @@ class _FusedStateEvolution(torch.autograd.Function):
         w = gk.detach().to(dtype).exp()  # the decay factors, vectorised by torch
         inputs = [*_prepare([q, k, v, a, b, w], dtype, head_first=False), None]
         h0 = _state(initial_state, dtype)
-        keep = any(ctx.needs_input_grad[2:])
-        o, state, checkpoints = _recurrent_forward(inputs, h0, order=order, keep=keep, **settings)
-        ctx.save_for_backward(h0, checkpoints, *inputs[:6])
+        o, state, saved = _recurrent_forward(inputs, h0, order=order, **settings)
+        ctx.save_for_backward(h0, *saved, *inputs[:6])
         ctx.settings, ctx.order = settings, order
         ctx.dtypes = _dtypes(initial_state, q, k, v, a, b, gk)
         return o, state
 
     @staticmethod
     def backward(ctx, grad_o, grad_state):
-        h0, checkpoints, *inputs = ctx.saved_tensors
-        dq, dk, dv, da, db, dw, _, dh0 = _recurrent_backward(
-            [*inputs, None], grad_o, h0, grad_state, checkpoints, scale=ctx.settings["scale"],
+        h0, checkpoints, reads, *inputs = ctx.saved_tensors
+        dq, dk, dv, da, db, dgk, _, dh0 = _recurrent_backward(
+            [*inputs, None], grad_o, h0, grad_state, (checkpoints, reads), scale=ctx.settings["scale"],
             chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2], order=ctx.order,
         )  # fmt: skip
-        return None, None, *_cast([dh0, dq, dk, dv, da, db, dw.mul_(inputs[5])], ctx.dtypes)  # d/dgk = d/dw * w
+        return None, None, *_cast([dh0, dq, dk, dv, da, db, dgk], ctx.dtypes)
 
 
 class _FusedDeltaRule(torch.autograd.Function):
@@ -304,18 +313,18 @@ class _FusedDeltaRule(torch.autograd.Function):
         dtype = _dtype(q)
         inputs = _prepare([q, k, v, beta], dtype, head_first=forward is _chunk_forward)
         h0 = _state(initial_state, dtype)
-        o, state, checkpoints = forward(inputs, h0, keep=any(ctx.needs_input_grad[3:]), **settings)
-        ctx.save_for_backward(h0, checkpoints, *inputs)
+        o, state, saved = forward(inputs, h0, **settings)
+        ctx.save_for_backward(h0, *saved, *inputs)
         ctx.settings = settings
         ctx.dtypes = _dtypes(initial_state, q, k, v, beta)
         return o, state
 
     @staticmethod
     def backward(ctx, grad_o, grad_state):
-        h0, checkpoints, q, k, v, beta = ctx.saved_tensors
+        h0, checkpoints, reads, q, k, v, beta = ctx.saved_tensors
         dq, dk, dv, _, _, _, dbeta, dh0 = _recurrent_backward(
-            [q, k, v, None, None, None, beta], grad_o, h0, grad_state, checkpoints, scale=ctx.settings["scale"],
-            chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2],
+            [q, k, v, None, None, None, beta], grad_o, h0, grad_state, (checkpoints, reads),
+            scale=ctx.settings["scale"], chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2],
         )  # fmt: skip
         return None, None, *_cast([dh0, dq, dk, dv, dbeta], ctx.dtypes)
 
@@ -325,21 +334,28 @@ def _recurrent_delta(inputs, h0, **settings):
     return _recurrent_forward([q, k, v, None, None, None, beta], h0, **settings)
 
 
+def _settings(scale, output_final_state, chunk_size, *tensors) -> dict:
+    """The kernels' settings; `keep`: whether the forward keeps what the backward reads, i.e. whether autograd records
+    the call (inside the autograd function `ctx.needs_input_grad` is true for a leaf even under torch.no_grad())."""
+    keep = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in tensors)
+    return {"scale": scale, "output_final_state": output_final_state, "chunk_size": chunk_size, "keep": keep}
+
+
 def fused_chunk_delta_rule(q, k, v, beta, *, scale, initial_state=None, output_final_state=False, chunk_size=64):
     """Plain delta rule, chunkwise, by the fused kernel; inputs [B, T, H, *], state [B, H, K, V]."""
-    settings = {"scale": scale, "output_final_state": output_final_state, "chunk_size": chunk_size}
+    settings = _settings(scale, output_final_state, chunk_size, initial_state, q, k, v, beta)
     return _FusedDeltaRule.apply(_chunk_forward, settings, initial_state, q, k, v, beta)
 
 
 def fused_recurrent_delta_rule(q, k, v, beta, *, scale, initial_state=None, output_final_state=False, chunk_size=64):
     """Plain delta rule, token by token, by the fused kernel (chunk_size: the backward's checkpoint interval)."""
-    settings = {"scale": scale, "output_final_state": output_final_state, "chunk_size": chunk_size}
+    settings = _settings(scale, output_final_state, chunk_size, initial_state, q, k, v, beta)
     return _FusedDeltaRule.apply(_recurrent_delta, settings, initial_state, q, k, v, beta)
 
 
 def fused_recurrent_state_evolution(q, k, v, a, b, gk, *, scale, initial_state=None, output_final_state=False, chunk_size=64):
     """Generalized rule, token by token, by the fused kernel (chunk_size: the backward's checkpoint interval)."""
-    settings = {"scale": scale, "output_final_state": output_final_state, "chunk_size": chunk_size}
+    settings = _settings(scale, output_final_state, chunk_size, initial_state, q, k, v, a, b, gk)
     return _FusedStateEvolution.apply(settings, None, initial_state, q, k, v, a, b, gk)
 
 
@@ -347,7 +363,7 @@ def fused_scan2d(q, k, v, a, b, gk, *, order: torch.Tensor, scale, chunk_size=64
     """The generalized rule over every (batch, head) sequence read in the D orders of `order` ([D, T] token rows,
     int64), from zero states, in one kernel call that reads the rows by index: o [D, B, T, H, V], each direction's
     output at its tokens' row-major positions (kernels/scan2d.py)."""
-    settings = {"scale": scale, "output_final_state": False, "chunk_size": chunk_size}
+    settings = _settings(scale, False, chunk_size, q, k, v, a, b, gk)
     order = order.to(device="cpu", dtype=torch.int64).contiguous()
     return _FusedStateEvolution.apply(settings, order, None, q, k, v, a, b, gk)[0]
 

@@ -70,7 +70,7 @@ def scan2d(
         `[D, B, T, H, V]`: each direction's output put back in row-major order, for the caller to merge.
     """
     names = _directions(directions)
-    batch, seq_len = q.shape[:2]
+    seq_len = q.shape[1]
     if height * width != seq_len:
         raise ValueError(f"height * width = {height} * {width} = {height * width} does not match T = {seq_len} tokens")
     orders = torch.stack([scan_order(d, height=height, width=width, device=q.device) for d in names])  # [D, T]

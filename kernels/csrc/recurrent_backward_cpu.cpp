@@ -2,15 +2,16 @@
 // Generalized rule (eq. 5):  S_t = diag(w_t) S_{t-1} + b_t (a_t^T S_{t-1}) + k_t v_t^T,   o_t = scale S_t^T q_t.
 // With G the gradient of the loss with respect to S_t (the final state's gradient to start, plus scale q_t do_t^T
 // at every token), r = S_{t-1}^T a_t and u = G^T b_t:
-//   dq_t = scale S_t do_t   dk_t = G v_t   dv_t = G^T k_t   da_t = S_{t-1} u   db_t = G r   dw_t = rowsum(G * S_{t-1})
+//   dq_t = scale S_t do_t   dk_t = G v_t   dv_t = G^T k_t   da_t = S_{t-1} u   db_t = G r
+//   dgk_t = w_t * rowsum(G * S_{t-1}) (the log-decay's, from the others by a carried sum: see backward_columns)
 //   and G <- diag(w_t) G + a_t u^T for the token before (after the first token, G is the initial state's gradient).
 // Plain delta rule (eq. 6), its own sweep (fewer products than the general case a = k, b = -beta k, w = 1):
 //   S_t = S_{t-1} + k_t f_t^T, f_t = beta_t (v_t - r_t), r_t = S_{t-1}^T k_t; with e = G^T k_t:
 //   dq_t = scale S_t do_t   dv_t = beta_t e   dbeta_t = e . (v_t - r_t)   dk_t = G f_t - beta_t S_{t-1} e
 //   and G <- G - beta_t k_t e^T.
 // The states S_{t-1} come from the checkpoints the forward kept (the state before every chunk-th step), or, without
-// them, from one forward sweep that keeps them; each chunk, last to first, is recomputed into a buffer and swept
-// backwards. Sequences read in several orders (the 2D scan's directions, order[d * T + t]) are handled by one
+// them, from one forward sweep that keeps them; each chunk, last to first, is recomputed into a buffer (from the
+// forward's read-outs r_t when it kept them) and swept backwards. Sequences read in several orders (the 2D scan's directions, order[d * T + t]) are handled by one
 // thread per (batch, head), direction after direction, so that the gradients of a token add up without races.
 // Columns of S are independent: a sequence is handled in groups of at most four vectors of columns, whose K-sized
 // gradients add up. Built by kernels/fused_cpu.py.
@@ -78,8 +79,9 @@ template <typename T> struct Tensor {  // one sequence of a [B, T, H, D] tensor:
 };
 
 template <typename T> struct Sequence {
-    Tensor<const T> q, k, v, a, b, w, beta, grad_o;  // a, b, w null for the delta rule, beta null otherwise
-    Tensor<T> dq, dk, dv, da, db, dw, dbeta;
+    Tensor<const T> q, k, v, a, b, w, beta, grad_o, reads;  // a, b, w null for the delta rule, beta otherwise; reads:
+                                                             // the forward's read-outs, or null (recomputed)
+    Tensor<T> dq, dk, dv, da, db, dgk, dbeta;
     const int64_t* order;                   // [T] token rows in reading order, or null (row order)
     const T *h0, *grad_final, *checkpoints;  // [K, V], [K, V] and [N, K, V] of this sequence, or null
     T* grad_initial;                         // [K, V], or null
@@ -92,30 +94,48 @@ template <typename T> struct Scratch {  // per thread
     static constexpr int64_t L = 64 / sizeof(T);
     int64_t kp;
     vec *checkpoints, *states, *grad, *reads;
-    T *q, *k, *a, *b, *w, *staged;
+    T *q, *k, *a, *b, *w, *carry, *staged;
     void* memory;
 
     Scratch(int64_t seq_len, int64_t dk, int64_t chunk) {
         kp = (dk + L - 1) / L * L;
         const int64_t n_chunks = (seq_len + chunk - 1) / chunk, rows = kp * 4;  // 4: the widest column group
-        const int64_t vecs = (n_chunks + 1) * rows + (chunk + 1) * rows + rows + chunk * 4 + 5 * kp / L + 2 * 4;
+        const int64_t vecs = (n_chunks + 1) * rows + (chunk + 1) * rows + rows + chunk * 4 + 6 * kp / L + 2 * 4;
         memory = std::aligned_alloc(64, vecs * sizeof(vec));
         std::memset(memory, 0, vecs * sizeof(vec));
         checkpoints = static_cast<vec*>(memory);
         states = checkpoints + (n_chunks + 1) * rows;
         grad = states + (chunk + 1) * rows;
-        reads = grad + rows;  // the delta rule's read-outs r_t of the chunk being swept
+        reads = grad + rows;  // the read-outs r_t of the chunk being swept
         T* scalars = reinterpret_cast<T*>(reads + chunk * 4);
-        T** slots[] = {&q, &k, &a, &b, &w};
-        for (int i = 0; i < 5; ++i) *slots[i] = scalars + i * kp;  // token rows zero-padded to kp
-        staged = scalars + 5 * kp;                                   // 2 * 4 vectors: a value and a gradient row
+        T** slots[] = {&q, &k, &a, &b, &w, &carry};
+        for (int i = 0; i < 6; ++i) *slots[i] = scalars + i * kp;  // token rows zero-padded to kp; the dgk carry
+        staged = scalars + 6 * kp;                                   // 2 * 4 vectors: a value and a gradient row
     }
     ~Scratch() { std::free(memory); }
 };
 
+// One token's K-sized rows (q, k, a, b, w), zero-padded to a whole number of vectors: the rows themselves when K
+// is a multiple of the vector width, else copies in the scratch rows.
+template <typename T> struct TokenRows {
+    const T *q, *k, *a, *b, *w;
+};
+
+// Steps ahead whose token rows are prefetched (as in recurrent_cpu.cpp: the hardware prefetchers do not follow rows
+// spread over the other heads' and, in the column orders, the other columns' rows)
+constexpr int64_t kPrefetch = 8;
+
+// always inlined: GCC takes a function that only prefetches for one without effects and drops its calls
+template <typename T, bool Write = false>
+__attribute__((always_inline)) inline void prefetch_row(const T* p, int64_t n) {  // the lines of n elements from p
+    for (int64_t e = 0; e < n; e += 64 / sizeof(T)) __builtin_prefetch(p + e, Write);
+}
+
 template <typename T>
-inline void stage_row(const T* src, int64_t n, T* dst) {  // dst[n:kp] stays zero
-    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+inline const T* padded_row(const T* src, int64_t dk, int64_t kp, T* buffer) {  // buffer[dk:kp] stays zero
+    if (dk == kp) return src;
+    for (int64_t i = 0; i < dk; ++i) buffer[i] = src[i];
+    return buffer;
 }
 
 // NV vectors of a V-row (columns col .. col + width), through a zero-padded buffer when the group is partial
@@ -157,25 +177,42 @@ inline void store_rows(const typename Simd<T>::type& sums, int64_t n_rows, bool 
     }
 }
 
-// one step of the forward (from `prev` to `next`, which may alias); the delta rule keeps its read-out in `read`
+template <typename T>
+inline typename Simd<T>::type load_vec(const T* p) {
+    typename Simd<T>::type v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+// one step of the forward (from `prev` to `next`, which may alias) with its read-out r = S^T a in `read`, computed
+// unless `have_read` (the forward kept it)
 template <typename T, int NV, bool Delta>
-inline void forward_step(const typename Simd<T>::type* prev, typename Simd<T>::type* next, const Scratch<T>& s,
-                         const typename Simd<T>::type* value, T beta, typename Simd<T>::type* read) {
-    for (int x = 0; x < NV; ++x) read[x] = typename Simd<T>::type{};
-    for (int64_t i = 0; i < s.kp; ++i)
-        for (int x = 0; x < NV; ++x) read[x] += s.a[i] * prev[i * NV + x];
+inline void forward_step(const typename Simd<T>::type* prev, typename Simd<T>::type* next, int64_t kp,
+                         const TokenRows<T>& x_rows, const typename Simd<T>::type* value, T beta,
+                         typename Simd<T>::type* read, bool have_read) {
+    const T *k = x_rows.k, *a = x_rows.a, *b = x_rows.b, *w = x_rows.w;
+    if (!have_read) {
+        for (int x = 0; x < NV; ++x) read[x] = typename Simd<T>::type{};
+        for (int64_t i = 0; i < kp; ++i)
+            for (int x = 0; x < NV; ++x) read[x] += a[i] * prev[i * NV + x];
+    }
     if constexpr (Delta) {
         typename Simd<T>::type f[NV];
         for (int x = 0; x < NV; ++x) f[x] = beta * (value[x] - read[x]);
-        for (int64_t i = 0; i < s.kp; ++i)
-            for (int x = 0; x < NV; ++x) next[i * NV + x] = prev[i * NV + x] + s.k[i] * f[x];
+        for (int64_t i = 0; i < kp; ++i)
+            for (int x = 0; x < NV; ++x) next[i * NV + x] = prev[i * NV + x] + k[i] * f[x];
     } else {
-        for (int64_t i = 0; i < s.kp; ++i)
+        for (int64_t i = 0; i < kp; ++i)
             for (int x = 0; x < NV; ++x)
-                next[i * NV + x] = s.w[i] * prev[i * NV + x] + s.b[i] * read[x] + s.k[i] * value[x];
+                next[i * NV + x] = w[i] * prev[i * NV + x] + b[i] * read[x] + k[i] * value[x];
     }
 }
 
+// The log-decay's gradient without a product of G and S_{t-1} per token: with c_t = rowsum(G_t * S_t),
+//   dgk_t = w_t * rowsum(G_t * S_{t-1}) = c_t - b_t * db_t - k_t * dk_t   (S_t = diag(w_t) S_{t-1} + b r^T + k v^T)
+//   c_{t-1} = q_{t-1} * dq_{t-1} + dgk_t + a_t * da_t                      (G_{t-1} = scale q do^T + diag(w) G + a u^T)
+// so the reverse sweep carries `carry` = c_t - q_t * dq_t from token to token (elementwise products of K-sized
+// rows), starting from rowsum(grad_final * S_T).
 template <typename T, int NV, bool Delta>
 void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64_t dv, int64_t col, int64_t chunk,
                       T scale, Scratch<T>& s, const TransposeSum<T>& transpose_sum) {
@@ -185,18 +222,19 @@ void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64
     T* buffer = s.staged;
     vec value[NV], grad_o[NV];
     T beta = 0;
-    auto stage_token = [&](int64_t t) {  // step t's token (in this sequence's reading order)
-        const int64_t r = seq.row(t);
-        stage_row(seq.k.at(r), dk, s.k);
+    auto token_rows = [&](int64_t r, bool with_q) {  // token row r's K-sized rows; its value and beta too
+        TokenRows<T> x{nullptr, padded_row(seq.k.at(r), dk, kp, s.k), nullptr, nullptr, nullptr};
+        if (with_q) x.q = padded_row(seq.q.at(r), dk, kp, s.q);
         if constexpr (Delta) {
-            stage_row(seq.k.at(r), dk, s.a);  // the delta rule's read-out is along k
+            x.a = x.k;  // the delta rule's read-out is along k
             beta = *seq.beta.at(r);
         } else {
-            stage_row(seq.a.at(r), dk, s.a);
-            stage_row(seq.b.at(r), dk, s.b);
-            stage_row(seq.w.at(r), dk, s.w);
+            x.a = padded_row(seq.a.at(r), dk, kp, s.a);
+            x.b = padded_row(seq.b.at(r), dk, kp, s.b);
+            x.w = padded_row(seq.w.at(r), dk, kp, s.w);
         }
         load_columns<T, NV>(seq.v.at(r) + col, width, buffer, value);
+        return x;
     };
     auto load_state = [&](const T* src, vec* dst) {  // a [K, V] state's columns, rows beyond dk zero
         std::memset(static_cast<void*>(dst), 0, rows * sizeof(vec));
@@ -204,6 +242,34 @@ void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64
             for (int64_t i = 0; i < dk; ++i) std::memcpy(&dst[i * NV], src + i * dv + col, width * sizeof(T));
     };
 
+    const bool have_reads = seq.reads.data != nullptr;
+    // a token's rows, before they are needed: those of the recomputation, and with `reverse` those of the sweep
+    auto prefetch_token = [&](int64_t r, bool reverse) __attribute__((always_inline)) {
+        prefetch_row(seq.k.at(r), dk);
+        prefetch_row(seq.v.at(r) + col, width);
+        if constexpr (Delta) {
+            prefetch_row(seq.beta.at(r), 1);
+        } else {
+            prefetch_row(seq.a.at(r), dk);
+            prefetch_row(seq.b.at(r), dk);
+            prefetch_row(seq.w.at(r), dk);
+        }
+        if (have_reads) prefetch_row(seq.reads.at(r) + col, width);
+        if (reverse) {  // and the gradient rows it adds to
+            prefetch_row(seq.q.at(r), dk);
+            prefetch_row(seq.grad_o.at(r) + col, width);
+            prefetch_row<T, true>(seq.dv.at(r) + col, width);
+            prefetch_row<T, true>(seq.dq.at(r), dk);
+            prefetch_row<T, true>(seq.dk.at(r), dk);
+            if constexpr (Delta) {
+                prefetch_row<T, true>(seq.dbeta.at(r), 1);
+            } else {
+                prefetch_row<T, true>(seq.da.at(r), dk);
+                prefetch_row<T, true>(seq.db.at(r), dk);
+                prefetch_row<T, true>(seq.dgk.at(r), dk);
+            }
+        }
+    };
     const int64_t n_chunks = (seq_len + chunk - 1) / chunk;
     vec read[NV];
     if (!seq.checkpoints) {  // a forward sweep, keeping the state before every chunk
@@ -212,8 +278,9 @@ void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64
             vec* state = s.checkpoints + (c + 1) * rows;
             std::memcpy(static_cast<void*>(state), s.checkpoints + c * rows, rows * sizeof(vec));
             for (int64_t t = c * chunk; t < std::min(seq_len, (c + 1) * chunk); ++t) {
-                stage_token(t);
-                forward_step<T, NV, Delta>(state, state, s, value, beta, read);
+                if (t + kPrefetch < seq_len) prefetch_token(seq.row(t + kPrefetch), false);
+                const TokenRows<T> x_rows = token_rows(seq.row(t), false);
+                forward_step<T, NV, Delta>(state, state, kp, x_rows, value, beta, read, false);
             }
         }
     }
@@ -225,31 +292,52 @@ void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64
             load_state(seq.checkpoints + c * dk * dv, s.states);
         else
             std::memcpy(static_cast<void*>(s.states), s.checkpoints + c * rows, rows * sizeof(vec));
-        for (int64_t t = t0; t < t1; ++t) {
-            stage_token(t);
-            forward_step<T, NV, Delta>(s.states + (t - t0) * rows, s.states + (t - t0 + 1) * rows, s, value, beta,
-                                       s.reads + (t - t0) * NV);
+        for (int64_t t = t0; t < t1; ++t) {  // the chunk's states S_{t0} .. S_{t1} and read-outs
+            if (t + kPrefetch < t1) prefetch_token(seq.row(t + kPrefetch), false);
+            else if (t1 - 1 - (t + kPrefetch - t1) >= t0) prefetch_token(seq.row(t1 - 1 - (t + kPrefetch - t1)), true);
+            const int64_t r = seq.row(t);
+            const TokenRows<T> x_rows = token_rows(r, false);
+            vec* rd = s.reads + (t - t0) * NV;
+            if (have_reads) load_columns<T, NV>(seq.reads.at(r) + col, width, buffer, rd);
+            forward_step<T, NV, Delta>(s.states + (t - t0) * rows, s.states + (t - t0 + 1) * rows, kp, x_rows, value,
+                                       beta, rd, have_reads);
+        }
+        if constexpr (!Delta) {
+            if (c == n_chunks - 1) {  // the carry starts from rowsum(grad_final * S_T)
+                const vec* last = s.states + (t1 - t0) * rows;
+                for (int64_t i = 0; i < kp; ++i) {
+                    vec sum{};
+                    for (int x = 0; x < NV; ++x) sum += g[i * NV + x] * last[i * NV + x];
+                    T total = 0;
+                    for (int64_t lane = 0; lane < L; ++lane) total += sum[lane];
+                    s.carry[i] = total;
+                }
+            }
         }
         for (int64_t t = t1 - 1; t >= t0; --t) {
+            if (t - kPrefetch >= t0) prefetch_token(seq.row(t - kPrefetch), true);
             const vec* prev = s.states + (t - t0) * rows;
             const vec* now = s.states + (t - t0 + 1) * rows;
+            const vec* rd = s.reads + (t - t0) * NV;
             const int64_t r = seq.row(t);
-            stage_token(t);
-            stage_row(seq.q.at(r), dk, s.q);
+            const TokenRows<T> x_rows = token_rows(r, true);
+            const T *q = x_rows.q, *k = x_rows.k, *a = x_rows.a, *b = x_rows.b, *w = x_rows.w;
             load_columns<T, NV>(seq.grad_o.at(r) + col, width, buffer, grad_o);
-            // V-sized vectors: the delta rule's f and e = G^T k (then -beta e), else the read-out and u = G^T b
-            vec left[NV], right[NV], grad_v[NV];
-            for (int x = 0; x < NV; ++x) left[x] = right[x] = grad_v[x] = vec{};
+            // G += scale q do^T, then the V-sized vectors: e = G^T k (the delta rule: dv = beta e and right = -beta e,
+            // its update G += k right^T), else dv = G^T k and u = G^T b (`right`)
+            vec right[NV], grad_v[NV];
+            for (int x = 0; x < NV; ++x) right[x] = grad_v[x] = vec{};
+            for (int64_t i = 0; i < kp; ++i)
+                for (int x = 0; x < NV; ++x) {
+                    g[i * NV + x] += (scale * q[i]) * grad_o[x];
+                    if constexpr (!Delta) right[x] += b[i] * g[i * NV + x];
+                    grad_v[x] += k[i] * g[i * NV + x];
+                }
+            vec left[NV];  // what dk takes from G: f = beta (v - r) for the delta rule, v otherwise
             if constexpr (Delta) {
-                const vec* rd = s.reads + (t - t0) * NV;
-                for (int x = 0; x < NV; ++x) left[x] = beta * (value[x] - rd[x]);
-                for (int64_t i = 0; i < kp; ++i)
-                    for (int x = 0; x < NV; ++x) {
-                        g[i * NV + x] += (scale * s.q[i]) * grad_o[x];
-                        grad_v[x] += s.k[i] * g[i * NV + x];  // e
-                    }
                 vec dot{};
                 for (int x = 0; x < NV; ++x) {
+                    left[x] = beta * (value[x] - rd[x]);
                     dot += grad_v[x] * (value[x] - rd[x]);
                     right[x] = -beta * grad_v[x];
                     grad_v[x] = beta * grad_v[x];
@@ -259,49 +347,47 @@ void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64
                 T* db = seq.dbeta.at(r);
                 *db = seq.add_k ? *db + total : total;
             } else {
-                for (int64_t i = 0; i < kp; ++i)
-                    for (int x = 0; x < NV; ++x) {
-                        g[i * NV + x] += (scale * s.q[i]) * grad_o[x];
-                        left[x] += s.a[i] * prev[i * NV + x];
-                        right[x] += s.b[i] * g[i * NV + x];
-                        grad_v[x] += s.k[i] * g[i * NV + x];
-                    }
+                for (int x = 0; x < NV; ++x) left[x] = value[x];
             }
             store_columns<T, NV>(grad_v, width, seq.add_v, seq.dv.at(r) + col);
-            // the K-sized gradients, L rows at a time through the transposing sum
-            constexpr int P = Delta ? 2 : 5;
+            // the K-sized gradients, L rows at a time through the transposing sum, and G for the token before:
+            // dq = scale S_t do and dk = G left (the delta rule: dk = G f - beta S_{t-1} e), else also db = G r and
+            // da = S_{t-1} u; then G <- G + k right^T (delta rule) or diag(w) G + a u^T
+            constexpr int P = Delta ? 2 : 4;
             for (int64_t i0 = 0; i0 < kp; i0 += L) {
                 vec p[P][L];
                 for (int j = 0; j < L; ++j) {
-                    const int64_t i = (i0 + transpose_sum.order[j]) * NV;
+                    const int64_t i = i0 + transpose_sum.order[j], at = i * NV;
                     for (int n = 0; n < P; ++n) p[n][j] = vec{};
                     for (int x = 0; x < NV; ++x) {
-                        p[0][j] += now[i + x] * grad_o[x];
+                        const vec gx = g[at + x];
+                        p[0][j] += now[at + x] * grad_o[x];
                         if constexpr (Delta) {
-                            p[1][j] += g[i + x] * left[x] + prev[i + x] * right[x];
+                            p[1][j] += gx * left[x] + prev[at + x] * right[x];
+                            g[at + x] = gx + k[i] * right[x];
                         } else {
-                            p[1][j] += g[i + x] * value[x];
-                            p[2 % P][j] += g[i + x] * left[x];
-                            p[3 % P][j] += prev[i + x] * right[x];
-                            p[4 % P][j] += g[i + x] * prev[i + x];
+                            p[1][j] += gx * left[x];
+                            p[2 % P][j] += gx * rd[x];
+                            p[3 % P][j] += prev[at + x] * right[x];
+                            g[at + x] = w[i] * gx + a[i] * right[x];
                         }
                     }
                 }
                 const int64_t n_rows = std::min<int64_t>(L, dk - i0);
-                store_rows<T>(scale * transpose_sum(p[0]), n_rows, seq.add_k, seq.dq.at(r) + i0);
-                store_rows<T>(transpose_sum(p[1]), n_rows, seq.add_k, seq.dk.at(r) + i0);
+                const vec grad_q = scale * transpose_sum(p[0]), grad_k = transpose_sum(p[1]);
+                store_rows<T>(grad_q, n_rows, seq.add_k, seq.dq.at(r) + i0);
+                store_rows<T>(grad_k, n_rows, seq.add_k, seq.dk.at(r) + i0);
                 if constexpr (!Delta) {
-                    store_rows<T>(transpose_sum(p[2 % P]), n_rows, seq.add_k, seq.db.at(r) + i0);
-                    store_rows<T>(transpose_sum(p[3 % P]), n_rows, seq.add_k, seq.da.at(r) + i0);
-                    store_rows<T>(transpose_sum(p[4 % P]), n_rows, seq.add_k, seq.dw.at(r) + i0);
+                    const vec grad_b = transpose_sum(p[2 % P]), grad_a = transpose_sum(p[3 % P]);
+                    store_rows<T>(grad_b, n_rows, seq.add_k, seq.db.at(r) + i0);
+                    store_rows<T>(grad_a, n_rows, seq.add_k, seq.da.at(r) + i0);
+                    // c_t = carry + q dq; dgk_t = c_t - b db - k dk; the carry for t - 1: dgk_t + a da
+                    const vec c_t = load_vec(s.carry + i0) + load_vec(q + i0) * grad_q;
+                    const vec grad_gk = c_t - load_vec(b + i0) * grad_b - load_vec(k + i0) * grad_k;
+                    const vec carry = grad_gk + load_vec(a + i0) * grad_a;
+                    std::memcpy(s.carry + i0, &carry, sizeof(carry));
+                    store_rows<T>(grad_gk, n_rows, seq.add_k, seq.dgk.at(r) + i0);
                 }
-            }
-            if constexpr (Delta) {
-                for (int64_t i = 0; i < kp; ++i)
-                    for (int x = 0; x < NV; ++x) g[i * NV + x] += s.k[i] * right[x];
-            } else {
-                for (int64_t i = 0; i < kp; ++i)
-                    for (int x = 0; x < NV; ++x) g[i * NV + x] = s.w[i] * g[i * NV + x] + s.a[i] * right[x];
             }
         }
     }
@@ -346,7 +432,7 @@ int recurrent_backward(bool delta, int64_t batch, int64_t seq_len, int64_t heads
                     const int64_t* st = grad_strides + 4 * i;
                     return Tensor<T>{grads[i] ? grads[i] + bi * st[0] + hi * st[2] : nullptr, st[1]};
                 };
-                Sequence<T> seq{in(0),  in(1),  in(2),  in(3),  in(4),  in(5),  in(6),  in(7),
+                Sequence<T> seq{in(0),  in(1),  in(2),  in(3),  in(4),  in(5),  in(6),  in(7),  in(8),
                                 out(0), out(1), out(2), out(3), out(4), out(5), out(6),
                                 order ? order + di * seq_len : nullptr,
                                 h0 ? h0 + state : nullptr, grad_final ? grad_final + state : nullptr,
@@ -369,11 +455,12 @@ int recurrent_backward(bool delta, int64_t batch, int64_t seq_len, int64_t heads
 
 extern "C" {
 
-// delta = 0: the generalized rule; inputs q, k, v, a, b, w (= exp(gk)), beta (null), grad_o; grads dq, dk, dv, da,
-// db, dw, dbeta (null). delta = 1: the plain delta rule; inputs q, k, v, null, null, null, beta, grad_o; grads dq, dk,
-// dv, null, null, null, dbeta. Tokens [B, T, H, *] (beta, dbeta [B, T, H]), grad_o [D, B, T, H, V]; in_strides and
-// grad_strides hold 4 element strides per tensor (batch, token, head, direction; the direction's is 0 but for
-// grad_o). Every gradient is written (no zeroing needed). order: [D, T] token rows (step t of direction d reads
+// delta = 0: the generalized rule; inputs q, k, v, a, b, w (= exp(gk)), beta (null), grad_o, reads; grads dq, dk, dv,
+// da, db, dgk (of the log-decay), dbeta (null). delta = 1: the plain delta rule; inputs q, k, v, null, null, null,
+// beta, grad_o, reads; grads dq, dk, dv, null, null, null, dbeta. reads: the forward's read-outs (recurrent_cpu.cpp),
+// or null (recomputed). Tokens [B, T, H, *] (beta, dbeta [B, T, H]), grad_o and reads [D, B, T, H, V]; in_strides
+// and grad_strides hold 4 element strides per tensor (batch, token, head, direction; the direction's is 0 but for
+// grad_o and reads). Every gradient is written (no zeroing needed). order: [D, T] token rows (step t of direction d reads
 // row order[d * T + t]), or null for D = 1 in row order. h0, grad_final, grad_initial [B, H, D, K, V] and the
 // forward's checkpoints [B, H, D, ceil(T / chunk), K, V] contiguous, or null (checkpoints: recomputed).
 #define RECURRENT_BACKWARD_ENTRY(NAME, T)                                                                            \
