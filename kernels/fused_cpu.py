@@ -109,7 +109,7 @@ def load_library() -> ctypes.CDLL:
         "delta_rule_forward": [size] * 6 + [pointer, index] * 5 + [pointer] * 2 + scale_threads,
         "recurrent_forward": [ctypes.c_int] + [size] * 6 + [pointer, index] * 7 + [pointer] * 2 + [index]
         + [pointer] * 4 + [size] + scale_threads,
-        "recurrent_backward": [ctypes.c_int] + [size] * 7 + [pointer, index] * 2 + [pointer] * 5 + scale_threads,
+        "recurrent_backward": [ctypes.c_int] + [size] * 7 + [pointer, index] * 2 + [pointer] * 7 + scale_threads,
         # the selective scan's (kernels/selective_scan_fused.py): sizes, input pointers, softplus flag, ..., threads
         "selective_scan_forward": [index, pointer, ctypes.c_int, pointer, pointer, ctypes.c_int],
         "selective_scan_backward": [index, pointer, ctypes.c_int, pointer, pointer, pointer, ctypes.c_int],
@@ -233,39 +233,47 @@ def _recurrent_forward(inputs, h0, *, scale, output_final_state, chunk_size, kee
     return (o[0] if order is None else o), state, (checkpoints, reads)
 
 
-def _recurrent_backward(inputs, grad_o, h0, grad_state, saved, *, scale, chunk_size, need_h0, order=None):
-    """Gradients of the inputs (q, k, v, a, b, w, beta) of _recurrent_forward, and of h0 (None unless `need_h0`),
-    by csrc/recurrent_backward_cpu.cpp: (dq, dk, dv, da, db, dgk, None, dh0) for the generalized rule, with dgk the
-    gradient of the log-decay gk (w = exp(gk)), or (dq, dk, dv, None, None, None, dbeta, dh0) for the delta rule.
-    grad_o is [B, T, H, V], or [D, B, T, H, V] with `order`; `saved`: the forward's (checkpoints, reads), either
-    None where it kept none (recomputed)."""
+def _recurrent_backward(inputs, grad_o, h0, grad_state, saved, *, scale, chunk_size, need_h0, order=None,
+                        merge=None):
+    """Gradients of the inputs (q, k, v, a, b, w, beta) of _recurrent_forward, of h0 (None unless `need_h0`) and of
+    the merge weights, by csrc/recurrent_backward_cpu.cpp: (dq, dk, dv, da, db, dgk, None, dh0, dmerge) for the
+    generalized rule, with dgk the gradient of the log-decay gk (w = exp(gk)), or (dq, dk, dv, None, None, None, dbeta,
+    dh0, dmerge) for the delta rule. grad_o is [B, T, H, V], or [D, B, T, H, V] with `order`; `saved`: the forward's
+    (checkpoints, reads), either None where it kept none (recomputed). `merge`: (weights [D, H, V], the forward's o
+    [D, B, T, H, V] or None) when the caller merged the directions, o = sum_d weights[d] o_d: grad_o is then that
+    sum's gradient [B, T, H, V], and dmerge [D, H, V] the weights' (None without the forward's o, or without merge)."""
     q, v, beta = inputs[0], inputs[2], inputs[6]
     delta = beta is not None
     dtype = q.dtype
     batch, seq_len, heads, dk = q.shape
     dirs, dv = (1 if order is None else order.shape[0]), v.shape[-1]
-    grad_o = grad_o.to(dtype).contiguous().view(dirs, batch, seq_len, heads, dv)  # as the forward's o
+    weights, outputs = merge if merge is not None else (None, None)
+    # as the forward's o; a merged gradient is every direction's (direction stride 0), the kernel weighs it
+    grad_o = grad_o.to(dtype).contiguous().view(1 if merge is not None else dirs, batch, seq_len, heads, dv)
     checkpoints, reads = saved
-    reads = None if reads is None else reads.view(grad_o.shape)
     grads = [None if x is None else torch.empty(x.shape, dtype=dtype) for x in inputs]
     final = _state(grad_state, dtype)
     dh0 = torch.empty(_state_shape(q, v, dirs), dtype=dtype) if need_h0 else None
+    dmerge = torch.empty(batch, heads, dirs, dv, dtype=dtype) if outputs is not None else None  # per batch element
     if seq_len == 0:
         if dh0 is not None:
             dh0.copy_(final) if final is not None else dh0.zero_()
-        return (*grads, dh0)
+        return (*grads, dh0, None if dmerge is None else dmerge.zero_().sum(0).transpose(0, 1))
     fn = _entry("recurrent_backward", dtype)
-    # a pointer and 4 strides per tensor (inputs, grad_o and reads, then the gradients); only the last two have
-    # directions
+    # a pointer and 4 strides per tensor (inputs, then grad_o, reads and outputs, which have directions, then the
+    # gradients)
+    per_direction = [None if x is None else x.view(-1, batch, seq_len, heads, dv) for x in (grad_o, reads, outputs)]
     tables = []
-    per_direction = [grad_o[0], None if reads is None else reads[0]]
-    for xs, directions in (([*inputs, *per_direction], [0] * len(inputs) + [grad_o.stride(0)] * 2),
+    for xs, directions in (([*inputs, *(None if x is None else x[0] for x in per_direction)],
+                            [0] * len(inputs) + [0 if x is None or x.shape[0] == 1 else x.stride(0)
+                                                 for x in per_direction]),
                            (grads, [0] * len(grads))):
         strides = [n for x, d in zip(xs, directions, strict=True) for n in (_strides(x, d) or (0, 0, 0, 0))]
         tables += [(ctypes.c_void_p * len(xs))(*map(_ptr, xs)), (ctypes.c_int64 * len(strides))(*strides)]
     fn(int(delta), batch, seq_len, heads, dirs, dk, dv, max(1, min(chunk_size, seq_len)), *tables, _ptr(order),
-       _ptr(h0), _ptr(final), _ptr(checkpoints), _ptr(dh0), scale, torch.get_num_threads())  # fmt: skip
-    return (*grads, dh0)
+       _ptr(weights), _ptr(dmerge), _ptr(h0), _ptr(final), _ptr(checkpoints), _ptr(dh0), scale,
+       torch.get_num_threads())  # fmt: skip
+    return (*grads, dh0, None if dmerge is None else dmerge.sum(0).transpose(0, 1))
 
 
 def _dtypes(*tensors):
@@ -280,28 +288,37 @@ def _cast(grads, dtypes):
 class _FusedStateEvolution(torch.autograd.Function):
     """The generalized rule, token by token: forward by csrc/recurrent_cpu.cpp (keeping the state every chunk_size
     steps when a gradient is wanted), backward by csrc/recurrent_backward_cpu.cpp. With `order` ([D, T] token rows),
-    every (batch, head) sequence is read in D orders and o is [D, B, T, H, V] (the 2D scan)."""
+    every (batch, head) sequence is read in D orders and o is [D, B, T, H, V] (the 2D scan), or, with `merge`
+    ([D, H, V] weights), their weighted sum [B, T, H, V], whose backward weighs the gradient in the kernel."""
 
     @staticmethod
-    def forward(ctx, settings, order, initial_state, q, k, v, a, b, gk):
+    def forward(ctx, settings, order, initial_state, q, k, v, a, b, gk, merge=None):
         dtype = _dtype(q)
         w = gk.detach().to(dtype).exp()  # the decay factors, vectorised by torch
         inputs = [*_prepare([q, k, v, a, b, w], dtype, head_first=False), None]
         h0 = _state(initial_state, dtype)
         o, state, saved = _recurrent_forward(inputs, h0, order=order, **settings)
-        ctx.save_for_backward(h0, *saved, *inputs[:6])
+        weights = outputs = None
+        if merge is not None:
+            weights, directions = merge.detach().to(dtype).contiguous(), o
+            outputs = directions if settings["keep"] and ctx.needs_input_grad[9] else None  # for dmerge
+            o = torch.mul(directions[0], weights[0])  # weights[d] [H, V] broadcast over [B, T, H, V]
+            for d in range(1, weights.shape[0]):
+                o.addcmul_(directions[d], weights[d])
+        ctx.save_for_backward(h0, *saved, weights, outputs, *inputs[:6])
         ctx.settings, ctx.order = settings, order
-        ctx.dtypes = _dtypes(initial_state, q, k, v, a, b, gk)
+        ctx.dtypes = _dtypes(initial_state, q, k, v, a, b, gk, merge)
         return o, state
 
     @staticmethod
     def backward(ctx, grad_o, grad_state):
-        h0, checkpoints, reads, *inputs = ctx.saved_tensors
-        dq, dk, dv, da, db, dgk, _, dh0 = _recurrent_backward(
+        h0, checkpoints, reads, weights, outputs, *inputs = ctx.saved_tensors
+        dq, dk, dv, da, db, dgk, _, dh0, dmerge = _recurrent_backward(
             [*inputs, None], grad_o, h0, grad_state, (checkpoints, reads), scale=ctx.settings["scale"],
             chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2], order=ctx.order,
+            merge=None if weights is None else (weights, outputs),
         )  # fmt: skip
-        return None, None, *_cast([dh0, dq, dk, dv, da, db, dgk], ctx.dtypes)
+        return None, None, *_cast([dh0, dq, dk, dv, da, db, dgk, dmerge], ctx.dtypes)
 
 
 class _FusedDeltaRule(torch.autograd.Function):
@@ -322,7 +339,7 @@ class _FusedDeltaRule(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_o, grad_state):
         h0, checkpoints, reads, q, k, v, beta = ctx.saved_tensors
-        dq, dk, dv, _, _, _, dbeta, dh0 = _recurrent_backward(
+        dq, dk, dv, _, _, _, dbeta, dh0, _ = _recurrent_backward(
             [q, k, v, None, None, None, beta], grad_o, h0, grad_state, (checkpoints, reads),
             scale=ctx.settings["scale"], chunk_size=ctx.settings["chunk_size"], need_h0=ctx.needs_input_grad[2],
         )  # fmt: skip
@@ -359,13 +376,14 @@ def fused_recurrent_state_evolution(q, k, v, a, b, gk, *, scale, initial_state=N
     return _FusedStateEvolution.apply(settings, None, initial_state, q, k, v, a, b, gk)
 
 
-def fused_scan2d(q, k, v, a, b, gk, *, order: torch.Tensor, scale, chunk_size=64) -> torch.Tensor:
+def fused_scan2d(q, k, v, a, b, gk, *, order: torch.Tensor, scale, chunk_size=64, merge=None) -> torch.Tensor:
     """The generalized rule over every (batch, head) sequence read in the D orders of `order` ([D, T] token rows,
     int64), from zero states, in one kernel call that reads the rows by index: o [D, B, T, H, V], each direction's
-    output at its tokens' row-major positions (kernels/scan2d.py)."""
-    settings = _settings(scale, False, chunk_size, q, k, v, a, b, gk)
+    output at its tokens' row-major positions (kernels/scan2d.py), or with `merge` ([D, H, V] weights) the weighted
+    sum of the directions, [B, T, H, V]."""
+    settings = _settings(scale, False, chunk_size, q, k, v, a, b, gk, merge)
     order = order.to(device="cpu", dtype=torch.int64).contiguous()
-    return _FusedStateEvolution.apply(settings, order, None, q, k, v, a, b, gk)[0]
+    return _FusedStateEvolution.apply(settings, order, None, q, k, v, a, b, gk, merge)[0]
 
 
 def fused_chunk_flops(*, batch: int, heads: int, seq_len: int, dk: int, dv: int, chunk_size: int = 64, lanes: int = 16):

@@ -53,6 +53,7 @@ def scan2d(
     scale: float | None = None,
     chunk_size: int = 64,
     backend: str = "auto",
+    merge: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """State evolution over an H x W map in D scan orders, stacked along the heads into one call.
 
@@ -65,9 +66,13 @@ def scan2d(
             `"2d"` (four orders), `"1d"` (row_fwd) or a tuple of names from `SCAN_DIRECTIONS["2d"]`. Default: `"2d"`.
         scale, chunk_size, backend:
             As in `state_evolution`; every sequence starts from a zero state.
+        merge:
+            `[D, H, V]` weights: return `sum_d merge[d] * o_d` instead of the D outputs (the fused kernel's backward
+            weighs the merged gradient itself, so no per-direction gradient is ever stored). Default: None.
 
     Returns:
-        `[D, B, T, H, V]`: each direction's output put back in row-major order, for the caller to merge.
+        `[D, B, T, H, V]`: each direction's output put back in row-major order, for the caller to merge; with `merge`,
+        `[B, T, H, V]`.
     """
     names = _directions(directions)
     seq_len = q.shape[1]
@@ -80,7 +85,7 @@ def scan2d(
         from kernels.fused_cpu import fused_scan2d
 
         check_state_evolution(q, k, v, a, b, gk, chunk_size=chunk_size)
-        kwargs = {"order": orders, "scale": default_scale(q, scale), "chunk_size": chunk_size}
+        kwargs = {"order": orders, "scale": default_scale(q, scale), "chunk_size": chunk_size, "merge": merge}
         return dispatch("state_evolution", "fused_recurrent", fused_scan2d, (q, k, v, a, b, gk), kwargs).to(v.dtype)
 
     n_dirs, flat = len(names), orders.reshape(-1)
@@ -97,4 +102,5 @@ def scan2d(
     )
     o = o.unflatten(2, (-1, n_dirs))  # [B, T, H, D, V]
     inverse = torch.argsort(orders, dim=1)  # position of each row-major token in each reading order
-    return torch.stack([o[:, :, :, d].index_select(1, inverse[d]) for d in range(n_dirs)])
+    o = torch.stack([o[:, :, :, d].index_select(1, inverse[d]) for d in range(n_dirs)])
+    return o if merge is None else (o * merge[:, None, None]).sum(0)

@@ -150,12 +150,11 @@ class SEB(nn.Module):
         k_hat = F.normalize((k * self.key_norm_scale).view(heads), dim=-1)
         k = k * (1.0 + (eta - 1.0) * self.key_eta_scale)
         eta = eta.view(heads)
+        # the directions merged with their learned per-channel weights, in the scan (the fused kernel's backward
+        # weighs the merged gradient itself: no per-direction gradient is stored)
         o = scan2d(r.view(heads), k.view(heads), v.view(heads), -k_hat, eta * k_hat, log_decay.view(heads),
-                   height=h, width=w, directions=self.scan, scale=1.0, chunk_size=self.chunk_size, backend=self.backend)
-        # the directions' learned per-channel weights, summed over the directions: a product and a sum over the
-        # leading axis read `o` once (einsum lowers this to a bmm over (h, v) that copies `o` transposed first)
-        weights = self.direction_weight.view(-1, 1, 1, self.n_heads, self.head_size)
-        o = (o * weights).sum(0)
+                   height=h, width=w, directions=self.scan, scale=1.0, chunk_size=self.chunk_size, backend=self.backend,
+                   merge=self.direction_weight.view(-1, self.n_heads, self.head_size))
         o = self.group_norm(o.reshape(b * h * w, c)).view(b, h * w, c)
         out = self.output(o * gate)
         return out.view(b, h, w, c).permute(0, 3, 1, 2)

@@ -43,8 +43,11 @@ class QuadShift(nn.Module):
 class OmniShift(nn.Module):
     """Restore-RWKV's Omni-Shift: ``alpha_0 x + alpha_1 dw1x1(x) + alpha_2 dw3x3(x) + alpha_3 dw5x5(x)``.
 
-    In eval mode the four branches are folded into one depthwise 5x5 convolution (computed from the current
-    weights on every call, so it can never go stale after a weight update).
+    The four branches are linear in x, so they run as one depthwise 5x5 convolution whose kernel is their sum
+    (``fused_weight``, recomputed from the current weights on every call, so it never goes stale). Restore-RWKV folds
+    them so at inference only; folding in training too gives the same outputs and parameter gradients (the fold is
+    differentiable) at about half the cost of three depthwise convolutions and their sum, forward and backward.
+    ``branches`` is the four-branch form, the reference the tests hold the folded one to.
 
     Args:
         dim: channels.
@@ -65,11 +68,13 @@ class OmniShift(nn.Module):
         return (self.alpha[0] * identity + self.alpha[1] * F.pad(self.conv1x1.weight, (2, 2, 2, 2))
                 + self.alpha[2] * F.pad(self.conv3x3.weight, (1, 1, 1, 1)) + self.alpha[3] * self.conv5x5.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return F.conv2d(x, self.fused_weight(), padding=2, groups=self.dim)
+    def branches(self, x: torch.Tensor) -> torch.Tensor:
+        """The four branches summed, as Restore-RWKV trains them."""
         return (self.alpha[0] * x + self.alpha[1] * self.conv1x1(x) + self.alpha[2] * self.conv3x3(x)
                 + self.alpha[3] * self.conv5x5(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.fused_weight(), padding=2, groups=self.dim)
 
 
 def build_shift(kind: str, *, dim: int) -> nn.Module:

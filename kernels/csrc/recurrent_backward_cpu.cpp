@@ -79,9 +79,11 @@ template <typename T> struct Tensor {  // one sequence of a [B, T, H, D] tensor:
 };
 
 template <typename T> struct Sequence {
-    Tensor<const T> q, k, v, a, b, w, beta, grad_o, reads;  // a, b, w null for the delta rule, beta otherwise; reads:
-                                                             // the forward's read-outs, or null (recomputed)
+    Tensor<const T> q, k, v, a, b, w, beta, grad_o, reads, outputs;  // a, b, w null for the delta rule, beta
+    // otherwise; reads: the forward's read-outs, or null (recomputed); outputs: its outputs, or null
     Tensor<T> dq, dk, dv, da, db, dgk, dbeta;
+    const T* merge;      // [V]: this direction's merge weights (grad_o is then the merged output's gradient), or null
+    T* grad_merge;       // [V]: their gradient from this (batch, head), or null
     const int64_t* order;                   // [T] token rows in reading order, or null (row order)
     const T *h0, *grad_final, *checkpoints;  // [K, V], [K, V] and [N, K, V] of this sequence, or null
     T* grad_initial;                         // [K, V], or null
@@ -243,6 +245,11 @@ void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64
     };
 
     const bool have_reads = seq.reads.data != nullptr;
+    // merged directions: this direction's output gradient is merge * grad_o, and the weights' gradient sums
+    // grad_o * o over the tokens
+    vec merge[NV], grad_merge[NV];
+    if (seq.merge) load_columns<T, NV>(seq.merge + col, width, buffer, merge);
+    for (int x = 0; x < NV; ++x) grad_merge[x] = vec{};
     // a token's rows, before they are needed: those of the recomputation, and with `reverse` those of the sweep
     auto prefetch_token = [&](int64_t r, bool reverse) __attribute__((always_inline)) {
         prefetch_row(seq.k.at(r), dk);
@@ -258,6 +265,7 @@ void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64
         if (reverse) {  // and the gradient rows it adds to
             prefetch_row(seq.q.at(r), dk);
             prefetch_row(seq.grad_o.at(r) + col, width);
+            if (seq.grad_merge) prefetch_row(seq.outputs.at(r) + col, width);
             prefetch_row<T, true>(seq.dv.at(r) + col, width);
             prefetch_row<T, true>(seq.dq.at(r), dk);
             prefetch_row<T, true>(seq.dk.at(r), dk);
@@ -323,6 +331,14 @@ void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64
             const TokenRows<T> x_rows = token_rows(r, true);
             const T *q = x_rows.q, *k = x_rows.k, *a = x_rows.a, *b = x_rows.b, *w = x_rows.w;
             load_columns<T, NV>(seq.grad_o.at(r) + col, width, buffer, grad_o);
+            if (seq.merge) {
+                if (seq.grad_merge) {
+                    vec o[NV];
+                    load_columns<T, NV>(seq.outputs.at(r) + col, width, buffer, o);
+                    for (int x = 0; x < NV; ++x) grad_merge[x] += grad_o[x] * o[x];
+                }
+                for (int x = 0; x < NV; ++x) grad_o[x] *= merge[x];
+            }
             // G += scale q do^T, then the V-sized vectors: e = G^T k (the delta rule: dv = beta e and right = -beta e,
             // its update G += k right^T), else dv = G^T k and u = G^T b (`right`)
             vec right[NV], grad_v[NV];
@@ -393,6 +409,7 @@ void backward_columns(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int64
     }
     if (seq.grad_initial)
         for (int64_t i = 0; i < dk; ++i) std::memcpy(seq.grad_initial + i * dv + col, &g[i * NV], width * sizeof(T));
+    if (seq.grad_merge) store_columns<T, NV>(grad_merge, width, false, seq.grad_merge + col);
 }
 
 template <typename T, bool Delta>
@@ -410,8 +427,9 @@ void backward_sequence(const Sequence<T>& seq, int64_t seq_len, int64_t dk, int6
 template <typename T>
 int recurrent_backward(bool delta, int64_t batch, int64_t seq_len, int64_t heads, int64_t dirs, int64_t dk,
                        int64_t dv, int64_t chunk, const T* const* inputs, const int64_t* in_strides, T* const* grads,
-                       const int64_t* grad_strides, const int64_t* order, const T* h0, const T* grad_final,
-                       const T* checkpoints, T* grad_initial, T scale, int threads) {
+                       const int64_t* grad_strides, const int64_t* order, const T* merge, T* grad_merge,
+                       const T* h0, const T* grad_final, const T* checkpoints, T* grad_initial, T scale,
+                       int threads) {
     constexpr int64_t L = 64 / sizeof(T);
     const TransposeSum<T> transpose_sum;
     const int64_t n_chunks = (seq_len + chunk - 1) / chunk;
@@ -432,8 +450,10 @@ int recurrent_backward(bool delta, int64_t batch, int64_t seq_len, int64_t heads
                     const int64_t* st = grad_strides + 4 * i;
                     return Tensor<T>{grads[i] ? grads[i] + bi * st[0] + hi * st[2] : nullptr, st[1]};
                 };
-                Sequence<T> seq{in(0),  in(1),  in(2),  in(3),  in(4),  in(5),  in(6),  in(7),  in(8),
+                Sequence<T> seq{in(0),  in(1),  in(2),  in(3),  in(4),  in(5),  in(6),  in(7),  in(8),  in(9),
                                 out(0), out(1), out(2), out(3), out(4), out(5), out(6),
+                                merge ? merge + (di * heads + hi) * dv : nullptr,
+                                grad_merge ? grad_merge + sequence * dv : nullptr,
                                 order ? order + di * seq_len : nullptr,
                                 h0 ? h0 + state : nullptr, grad_final ? grad_final + state : nullptr,
                                 checkpoints ? checkpoints + sequence * n_chunks * dk * dv : nullptr,
@@ -455,22 +475,25 @@ int recurrent_backward(bool delta, int64_t batch, int64_t seq_len, int64_t heads
 
 extern "C" {
 
-// delta = 0: the generalized rule; inputs q, k, v, a, b, w (= exp(gk)), beta (null), grad_o, reads; grads dq, dk, dv,
-// da, db, dgk (of the log-decay), dbeta (null). delta = 1: the plain delta rule; inputs q, k, v, null, null, null,
-// beta, grad_o, reads; grads dq, dk, dv, null, null, null, dbeta. reads: the forward's read-outs (recurrent_cpu.cpp),
-// or null (recomputed). Tokens [B, T, H, *] (beta, dbeta [B, T, H]), grad_o and reads [D, B, T, H, V]; in_strides
-// and grad_strides hold 4 element strides per tensor (batch, token, head, direction; the direction's is 0 but for
-// grad_o and reads). Every gradient is written (no zeroing needed). order: [D, T] token rows (step t of direction d reads
-// row order[d * T + t]), or null for D = 1 in row order. h0, grad_final, grad_initial [B, H, D, K, V] and the
-// forward's checkpoints [B, H, D, ceil(T / chunk), K, V] contiguous, or null (checkpoints: recomputed).
+// delta = 0: the generalized rule; inputs q, k, v, a, b, w (= exp(gk)), beta (null), grad_o, reads, outputs; grads dq,
+// dk, dv, da, db, dgk (of the log-decay), dbeta (null). delta = 1: the plain delta rule; inputs q, k, v, null, null,
+// null, beta, grad_o, reads, outputs; grads dq, dk, dv, null, null, null, dbeta. reads: the forward's read-outs
+// (recurrent_cpu.cpp), or null (recomputed). Tokens [B, T, H, *] (beta, dbeta [B, T, H]); grad_o, reads and outputs
+// (the forward's o) [D, B, T, H, V]; in_strides and grad_strides hold 4 element strides per tensor (batch, token,
+// head, direction; the direction's is 0 but for those three). Every gradient is written (no zeroing needed).
+// order: [D, T] token rows (step t of direction d reads row order[d * T + t]), or null for D = 1 in row order.
+// merge: [D, H, V] weights that merged the directions' outputs, o = sum_d merge[d] * o_d, with grad_o the gradient of
+// that sum (direction stride 0), or null; grad_merge: [B, H, D, V], their gradient per batch element (from outputs),
+// or null. h0, grad_final, grad_initial [B, H, D, K, V] and the forward's checkpoints [B, H, D, ceil(T / chunk), K, V]
+// contiguous, or null (checkpoints: recomputed).
 #define RECURRENT_BACKWARD_ENTRY(NAME, T)                                                                            \
     int NAME(int delta, int64_t batch, int64_t seq_len, int64_t heads, int64_t dirs, int64_t dk, int64_t dv,        \
              int64_t chunk, const T* const* inputs, const int64_t* in_strides, T* const* grads,                     \
-             const int64_t* grad_strides, const int64_t* order, const T* h0, const T* grad_final,                   \
-             const T* checkpoints, T* grad_initial, double scale, int threads) {                                    \
+             const int64_t* grad_strides, const int64_t* order, const T* merge, T* grad_merge, const T* h0,         \
+             const T* grad_final, const T* checkpoints, T* grad_initial, double scale, int threads) {                \
         return recurrent_backward<T>(delta != 0, batch, seq_len, heads, dirs, dk, dv, chunk, inputs, in_strides,    \
-                                     grads, grad_strides, order, h0, grad_final, checkpoints, grad_initial,         \
-                                     T(scale), threads);                                                            \
+                                     grads, grad_strides, order, merge, grad_merge, h0, grad_final, checkpoints,    \
+                                     grad_initial, T(scale), threads);                                              \
     }
 RECURRENT_BACKWARD_ENTRY(recurrent_backward_f32, float)
 RECURRENT_BACKWARD_ENTRY(recurrent_backward_f64, double)

@@ -105,6 +105,35 @@ def test_fused_scan_reads_the_orders_by_index_like_the_loop(shape, chunk_size, d
 
 
 @FUSED
+@pytest.mark.parametrize("shape", SCAN_SHAPES)
+@pytest.mark.parametrize("directions", ["2d", "1d"])
+def test_fused_scan_merges_the_directions_like_the_loop(shape, directions):
+    # the merged scan (the SEB's call): sum_d merge[d] o_d, and the gradients of every input and of the weights,
+    # which the backward kernel takes from the merged gradient and the forward's per-direction outputs
+    batch, heads, dk, dv, height, width = shape
+    inputs = dplr_inputs(batch, height * width, heads, dk, dv, requires_grad=True)
+    n_dirs = len(SCAN_DIRECTIONS[directions])
+    merge = torch.randn(n_dirs, heads, dv, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    merge.requires_grad_()
+    grad = torch.randn(batch, height * width, heads, dv, dtype=torch.float64,
+                       generator=torch.Generator().manual_seed(6))
+    ref = (scan2d(*inputs, height=height, width=width, directions=directions, backend="naive")
+           * merge[:, None, None]).sum(0)
+    out = scan2d(*inputs, height=height, width=width, directions=directions, backend="fused_recurrent",
+                 chunk_size=16, merge=merge)
+    assert out.shape == ref.shape and rel_err(out, ref) < 1e-12
+    names = ["q", "k", "v", "a", "b", "gk", "merge"]
+    got, expected = torch.autograd.grad(out, [*inputs, merge], grad), torch.autograd.grad(ref, [*inputs, merge], grad)
+    for name, g, e in zip(names, got, expected, strict=True):
+        assert rel_err(g, e) < 1e-10, name
+    # without a gradient for the weights the forward keeps no outputs for them
+    fixed = merge.detach()
+    out = scan2d(*inputs, height=height, width=width, directions=directions, backend="fused_recurrent", merge=fixed)
+    got = torch.autograd.grad(out, inputs, grad)
+    assert all(rel_err(g, e) < 1e-10 for g, e in zip(got, expected[:-1], strict=True))
+
+
+@FUSED
 def test_fused_scan_takes_the_models_strided_views_and_keeps_fp32_accuracy():
     # the SEB hands views [B, T, H, K] of [B, T, C] projections (heads interleaved); fp32 against the fp32 loop
     batch, heads, dk, height, width = 2, 2, 16, 6, 8

@@ -35,20 +35,26 @@ def test_quad_shift_takes_the_four_neighbours_per_channel_quarter():
                 assert out[0, ch, i, j] == expected
 
 
-def test_omni_shift_reparameterised_eval_equals_train():
-    shift = OmniShift(dim=6)
+def test_omni_shift_folded_equals_its_four_branches_with_their_gradients():
+    torch.manual_seed(0)
+    shift = OmniShift(dim=6).double()
     with torch.no_grad():
         shift.alpha.copy_(torch.randn(4))
-    x = torch.randn(2, 6, 11, 7)
-    train_out = shift.train()(x)
-    eval_out = shift.eval()(x)
-    torch.testing.assert_close(eval_out, train_out, rtol=0, atol=1e-5)
-    # The eval path is one depthwise 5x5 convolution.
-    torch.testing.assert_close(eval_out, F.conv2d(x, shift.fused_weight(), padding=2, groups=6), rtol=0, atol=0)
-    # Weight updates after an eval call are picked up (nothing cached).
+    x = torch.randn(2, 6, 11, 7, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(2, 6, 11, 7, dtype=torch.float64)
+    inputs = [x, *shift.parameters()]
+    folded, branches = shift(x), shift.branches(x)
+    torch.testing.assert_close(folded, branches, rtol=0, atol=1e-12)
+    for got, expected in zip(torch.autograd.grad(folded, inputs, grad), torch.autograd.grad(branches, inputs, grad),
+                             strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    # The folded path is one depthwise 5x5 convolution, in training and in eval alike.
+    for mode in (shift.train, shift.eval):
+        torch.testing.assert_close(mode()(x), F.conv2d(x, shift.fused_weight(), padding=2, groups=6), rtol=0, atol=0)
+    # Weight updates are picked up (nothing cached).
     with torch.no_grad():
         shift.conv3x3.weight.add_(1.0)
-    torch.testing.assert_close(shift.eval()(x), shift.train()(x), rtol=0, atol=1e-5)
+    torch.testing.assert_close(shift(x), shift.branches(x), rtol=0, atol=1e-12)
 
 
 def test_omni_shift_with_only_the_identity_branch_is_the_identity():
@@ -56,8 +62,8 @@ def test_omni_shift_with_only_the_identity_branch_is_the_identity():
     with torch.no_grad():
         shift.alpha.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
     x = torch.randn(1, 4, 6, 6)
-    torch.testing.assert_close(shift.eval()(x), x)
-    torch.testing.assert_close(shift.train()(x), x)
+    torch.testing.assert_close(shift(x), x)
+    torch.testing.assert_close(shift.branches(x), x)
 
 
 def test_unknown_shift_names_the_allowed_values():
