@@ -39,7 +39,7 @@ from kernels.naive import compute_dtype
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = [CSRC / "delta_rule_cpu.cpp", CSRC / "recurrent_cpu.cpp", CSRC / "recurrent_backward_cpu.cpp",
-           CSRC / "selective_scan_cpu.cpp"]
+           CSRC / "selective_scan_cpu.cpp", CSRC / "seb_inputs_cpu.cpp"]
 HEADERS = [CSRC / "simd.h", CSRC / "vector_math.h"]
 FLAGS = ["-O3", "-shared", "-fPIC", "-std=c++17"]
 # tried in turn: a compiler without OpenMP (Apple's clang) builds single-threaded kernels (the pragmas are ignored),
@@ -118,6 +118,9 @@ def load_library() -> ctypes.CDLL:
         for suffix in ("_f32", "_f64"):
             fn = getattr(lib, name + suffix)
             fn.restype, fn.argtypes = ctypes.c_int, argtypes
+    # the SEB's scan inputs for inference (csrc/seb_inputs_cpu.cpp), fp32 only: sizes, 3 + 4 inputs, 4 outputs
+    lib.seb_inputs_f32.restype = ctypes.c_int
+    lib.seb_inputs_f32.argtypes = [size] * 3 + [pointer] * 11 + [ctypes.c_int]
     return lib
 
 
@@ -401,3 +404,21 @@ def fused_chunk_flops(*, batch: int, heads: int, seq_len: int, dk: int, dv: int,
             total += 4 * dk * vp + 4 * dk * vp + 4 * (i0 + 4) * vp  # U - W S, then Q S and P U
         total += kp * c4 * vp  # S + K^T U
     return 2 * batch * heads * total
+
+
+def seb_scan_inputs(k, lora_decay, lora_eta, decay_bias, eta_bias, key_norm_scale, key_eta_scale, *, head_size):
+    """The SEB's scan inputs (gk, a, b, k_tilde), each like k [B, T, C], by csrc/seb_inputs_cpu.cpp: the torch
+    expressions of `models.seb.SEB.forward` in one pass, for inference (fp32 CPU tensors, no autograd)."""
+    tensors = [x.detach().contiguous() for x in (k, lora_decay, lora_eta)]
+    params = [x.detach().contiguous() for x in (decay_bias, eta_bias, key_norm_scale, key_eta_scale)]
+    if any(x.dtype != torch.float32 or x.device.type != "cpu" for x in tensors + params):
+        raise ValueError("seb_scan_inputs takes fp32 CPU tensors")
+    channels = k.shape[-1]
+    if channels % head_size or any(x.shape != k.shape for x in tensors) or any(x.shape != (channels,) for x in params):
+        raise ValueError(f"seb_scan_inputs: k and the LoRA outputs must share [..., C] and the parameters be [C] "
+                         f"with C a multiple of head_size {head_size}; got {[tuple(x.shape) for x in tensors + params]}")
+    outputs = [torch.empty_like(tensors[0]) for _ in range(4)]
+    rows = tensors[0].numel() // channels
+    load_library().seb_inputs_f32(rows, channels // head_size, head_size, *map(_ptr, tensors + params + outputs),
+                                  torch.get_num_threads())
+    return tuple(outputs)

@@ -24,6 +24,13 @@ _MIX_NAMES = ("r", "w", "k", "v", "eta", "g")
 _MIX_POWERS = (0.2, 0.9, 0.7, 0.7, 0.9, 0.2)
 
 
+def _fused_inputs(backend: str, device: torch.device) -> bool:
+    """Whether the SEB's scan inputs take the fused C++ pass: the CPU kernels run the scan and are built."""
+    from kernels.api import resolve_backend
+
+    return device.type == "cpu" and resolve_backend(backend, device) == "fused_recurrent"
+
+
 def lerp(a: torch.Tensor, b: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     """LeRP of eq. 10: ``a + (b - a) * mu``, the learned per-channel interpolation between a token and its shift."""
     return a + (b - a) * mu
@@ -127,6 +134,24 @@ class SEB(nn.Module):
             nn.init.uniform_(proj.weight, -bound / c**0.5, bound / c**0.5)
         nn.init.zeros_(self.output.weight)
 
+    def _scan_inputs(self, k: torch.Tensor, lora_decay: torch.Tensor, lora_eta: torch.Tensor,
+                     x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(gk, a, b, k_tilde) of the state evolution, each [B, T, C], from the key projection and the two LoRAs."""
+        if not torch.is_grad_enabled() and x.dtype == torch.float32 and _fused_inputs(self.backend, x.device):
+            # inference on the CPU: the expressions below in one C++ pass (kernels/csrc/seb_inputs_cpu.cpp)
+            from kernels.fused_cpu import seb_scan_inputs
+
+            return seb_scan_inputs(k, lora_decay, lora_eta, self.decay_bias, self.eta_bias, self.key_norm_scale,
+                                   self.key_eta_scale, head_size=self.head_size)
+        # RWKV-7's decay, -exp(-softplus(-z) - 0.5), is -exp(-0.5) sigmoid(z) (exp(-softplus(-z)) = sigmoid(z)): one
+        # sigmoid instead of six elementwise passes; the log-decay lies in (-exp(-0.5), 0), the decay in (0.545, 1).
+        log_decay = torch.sigmoid(self.decay_bias + lora_decay) * -math.exp(-0.5)
+        eta = torch.sigmoid(self.eta_bias + lora_eta)
+        heads = (*k.shape[:-1], self.n_heads, self.head_size)
+        k_hat = F.normalize((k * self.key_norm_scale).view(heads), dim=-1).view(k.shape)
+        k_tilde = k * (1.0 + (eta - 1.0) * self.key_eta_scale)
+        return log_decay, -k_hat, eta * k_hat, k_tilde
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         if c != self.dim:
@@ -141,19 +166,13 @@ class SEB(nn.Module):
         r = self.receptance(xr)
         k = self.key(xk)
         v = self.value(xv)
-        # RWKV-7's decay, -exp(-softplus(-z) - 0.5), is -exp(-0.5) sigmoid(z) (exp(-softplus(-z)) = sigmoid(z)): one
-        # sigmoid instead of six elementwise passes; the log-decay lies in (-exp(-0.5), 0), the decay in (0.545, 1).
-        log_decay = torch.sigmoid(self.decay_bias + self.decay_lora(xw)) * -math.exp(-0.5)
-        eta = torch.sigmoid(self.eta_bias + self.eta_lora(xeta))
         gate = self.gate_lora(xg)
-
         heads = (b, h * w, self.n_heads, self.head_size)
-        k_hat = F.normalize((k * self.key_norm_scale).view(heads), dim=-1)
-        k = k * (1.0 + (eta - 1.0) * self.key_eta_scale)
-        eta = eta.view(heads)
+        # the rank-one terms' vectors of eq. 5: a = -k_hat, b = eta * k_hat; k becomes k_tilde
+        gk, a_vec, b_vec, k = self._scan_inputs(k, self.decay_lora(xw), self.eta_lora(xeta), x)
         # the directions merged with their learned per-channel weights, in the scan (the fused kernel's backward
         # weighs the merged gradient itself: no per-direction gradient is stored)
-        o = scan2d(r.view(heads), k.view(heads), v.view(heads), -k_hat, eta * k_hat, log_decay.view(heads),
+        o = scan2d(r.view(heads), k.view(heads), v.view(heads), a_vec.view(heads), b_vec.view(heads), gk.view(heads),
                    height=h, width=w, directions=self.scan, scale=1.0, chunk_size=self.chunk_size, backend=self.backend,
                    merge=self.direction_weight.view(-1, self.n_heads, self.head_size))
         # RWKV-7's ln_x, GroupNorm(heads) of every token: a LayerNorm over each head's channels and the GroupNorm's

@@ -135,3 +135,22 @@ def test_attention_mixer_is_global_softmax_attention():
         heads.append(torch.softmax(q[:, sl] @ k[:, sl].T / 2.0, dim=-1) @ v[:, sl])
     expected = mixer.proj(torch.cat(heads, dim=-1)).T.reshape(1, 8, 3, 5)
     torch.testing.assert_close(mixer(x), expected)
+
+
+@pytest.mark.skipif(not available()[0], reason="no C++ compiler: the fused kernels are not built here")
+def test_seb_inference_inputs_pass_equals_the_torch_expressions():
+    # under torch.no_grad() on the CPU the SEB computes gk, a, b and k_tilde in one C++ pass; with autograd on it
+    # runs the torch expressions: the two agree to fp32 rounding, and so do the blocks' outputs
+    torch.manual_seed(0)
+    seb = SEB(dim=40, head_size=20, layer_id=1, n_layers=3)  # a head of 20: a whole vector and a partial one
+    _perturb(seb)
+    x = torch.randn(2, 40, 5, 6)
+    args = (torch.randn(2, 30, 40), torch.randn(2, 30, 40), torch.randn(2, 30, 40), x)
+    with torch.no_grad():
+        fused = seb._scan_inputs(*args)
+        out = seb(x)
+    reference = seb._scan_inputs(*args)
+    assert all(r.requires_grad for r in reference[:1])  # the torch path ran (the parameters carry gradients)
+    for got, expected in zip(fused, reference, strict=True):
+        torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out, seb(x).detach(), rtol=1e-4, atol=1e-5)
