@@ -258,24 +258,26 @@ def _recurrent_backward(inputs, grad_o, h0, grad_state, saved, *, scale, chunk_s
     final = _state(grad_state, dtype)
     dh0 = torch.empty(_state_shape(q, v, dirs), dtype=dtype) if need_h0 else None
     dmerge = torch.empty(batch, heads, dirs, dv, dtype=dtype) if outputs is not None else None  # per batch element
-    if seq_len == 0:
+    if seq_len == 0:  # nothing evolves: dh0 is the final state's gradient, the weights' gradient zero
         if dh0 is not None:
             dh0.copy_(final) if final is not None else dh0.zero_()
-        return (*grads, dh0, None if dmerge is None else dmerge.zero_().sum(0).transpose(0, 1))
-    fn = _entry("recurrent_backward", dtype)
-    # a pointer and 4 strides per tensor (inputs, then grad_o, reads and outputs, which have directions, then the
-    # gradients)
-    per_direction = [None if x is None else x.view(-1, batch, seq_len, heads, dv) for x in (grad_o, reads, outputs)]
-    tables = []
-    for xs, directions in (([*inputs, *(None if x is None else x[0] for x in per_direction)],
-                            [0] * len(inputs) + [0 if x is None or x.shape[0] == 1 else x.stride(0)
-                                                 for x in per_direction]),
-                           (grads, [0] * len(grads))):
-        strides = [n for x, d in zip(xs, directions, strict=True) for n in (_strides(x, d) or (0, 0, 0, 0))]
-        tables += [(ctypes.c_void_p * len(xs))(*map(_ptr, xs)), (ctypes.c_int64 * len(strides))(*strides)]
-    fn(int(delta), batch, seq_len, heads, dirs, dk, dv, max(1, min(chunk_size, seq_len)), *tables, _ptr(order),
-       _ptr(weights), _ptr(dmerge), _ptr(h0), _ptr(final), _ptr(checkpoints), _ptr(dh0), scale,
-       torch.get_num_threads())  # fmt: skip
+        if dmerge is not None:
+            dmerge.zero_()
+    else:
+        # a pointer and 4 strides per tensor (inputs, then grad_o, reads and outputs, which have directions, then
+        # the gradients)
+        per_direction = [None if x is None else x.view(-1, batch, seq_len, heads, dv) for x in (grad_o, reads, outputs)]
+        tables = []
+        for xs, directions in (([*inputs, *(None if x is None else x[0] for x in per_direction)],
+                                [0] * len(inputs) + [0 if x is None or x.shape[0] == 1 else x.stride(0)
+                                                     for x in per_direction]),
+                               (grads, [0] * len(grads))):
+            strides = [n for x, d in zip(xs, directions, strict=True) for n in (_strides(x, d) or (0, 0, 0, 0))]
+            tables += [(ctypes.c_void_p * len(xs))(*map(_ptr, xs)), (ctypes.c_int64 * len(strides))(*strides)]
+        _entry("recurrent_backward", dtype)(
+            int(delta), batch, seq_len, heads, dirs, dk, dv, max(1, min(chunk_size, seq_len)), *tables, _ptr(order),
+            _ptr(weights), _ptr(dmerge), _ptr(h0), _ptr(final), _ptr(checkpoints), _ptr(dh0), scale,
+            torch.get_num_threads())  # fmt: skip
     return (*grads, dh0, None if dmerge is None else dmerge.sum(0).transpose(0, 1))
 
 
@@ -408,7 +410,7 @@ def fused_chunk_flops(*, batch: int, heads: int, seq_len: int, dk: int, dv: int,
 
 def seb_scan_inputs(k, lora_decay, lora_eta, decay_bias, eta_bias, key_norm_scale, key_eta_scale, *, head_size):
     """The SEB's scan inputs (gk, a, b, k_tilde), each like k [B, T, C], by csrc/seb_inputs_cpu.cpp: the torch
-    expressions of `models.seb.SEB.forward` in one pass, for inference (fp32 CPU tensors, no autograd)."""
+    expressions of `models.seb.SEB._scan_inputs` in one pass, for inference (fp32 CPU tensors, no autograd)."""
     tensors = [x.detach().contiguous() for x in (k, lora_decay, lora_eta)]
     params = [x.detach().contiguous() for x in (decay_bias, eta_bias, key_norm_scale, key_eta_scale)]
     if any(x.dtype != torch.float32 or x.device.type != "cpu" for x in tensors + params):

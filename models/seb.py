@@ -134,10 +134,10 @@ class SEB(nn.Module):
             nn.init.uniform_(proj.weight, -bound / c**0.5, bound / c**0.5)
         nn.init.zeros_(self.output.weight)
 
-    def _scan_inputs(self, k: torch.Tensor, lora_decay: torch.Tensor, lora_eta: torch.Tensor,
-                     x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _scan_inputs(self, k: torch.Tensor, lora_decay: torch.Tensor,
+                     lora_eta: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(gk, a, b, k_tilde) of the state evolution, each [B, T, C], from the key projection and the two LoRAs."""
-        if not torch.is_grad_enabled() and x.dtype == torch.float32 and _fused_inputs(self.backend, x.device):
+        if not torch.is_grad_enabled() and k.dtype == torch.float32 and _fused_inputs(self.backend, k.device):
             # inference on the CPU: the expressions below in one C++ pass (kernels/csrc/seb_inputs_cpu.cpp)
             from kernels.fused_cpu import seb_scan_inputs
 
@@ -169,7 +169,7 @@ class SEB(nn.Module):
         gate = self.gate_lora(xg)
         heads = (b, h * w, self.n_heads, self.head_size)
         # the rank-one terms' vectors of eq. 5: a = -k_hat, b = eta * k_hat; k becomes k_tilde
-        gk, a_vec, b_vec, k = self._scan_inputs(k, self.decay_lora(xw), self.eta_lora(xeta), x)
+        gk, a_vec, b_vec, k = self._scan_inputs(k, self.decay_lora(xw), self.eta_lora(xeta))
         # the directions merged with their learned per-channel weights, in the scan (the fused kernel's backward
         # weighs the merged gradient itself: no per-direction gradient is stored)
         o = scan2d(r.view(heads), k.view(heads), v.view(heads), a_vec.view(heads), b_vec.view(heads), gk.view(heads),

@@ -123,16 +123,6 @@ template <typename T> struct TokenRows {
     const T *q, *k, *a, *b, *w;
 };
 
-// Steps ahead whose token rows are prefetched (as in recurrent_cpu.cpp: the hardware prefetchers do not follow rows
-// spread over the other heads' and, in the column orders, the other columns' rows)
-constexpr int64_t kPrefetch = 8;
-
-// always inlined: GCC takes a function that only prefetches for one without effects and drops its calls
-template <typename T, bool Write = false>
-__attribute__((always_inline)) inline void prefetch_row(const T* p, int64_t n) {  // the lines of n elements from p
-    for (int64_t e = 0; e < n; e += 64 / sizeof(T)) __builtin_prefetch(p + e, Write);
-}
-
 template <typename T>
 inline const T* padded_row(const T* src, int64_t dk, int64_t kp, T* buffer) {  // buffer[dk:kp] stays zero
     if (dk == kp) return src;

@@ -30,18 +30,6 @@ struct Saved {        // what the backward keeps of one sequence, or nulls
     void* reads;        // the read-outs, at the outputs' positions and strides
 };
 
-// Steps ahead whose token rows are prefetched: a step touches six rows in as many tensors, spread over the other
-// heads' (and, for the column orders, the other columns') rows, which the hardware prefetchers do not follow; without
-// it half the forward's time went into waiting for its rows (perf, 2-core EPYC, B=2 H=6 T=48x48).
-constexpr int64_t kPrefetch = 8;
-
-// the cache lines of n elements from p (always inlined: GCC takes a function that only prefetches for one without
-// effects and drops its calls)
-template <typename T>
-__attribute__((always_inline)) inline void prefetch_row(const T* p, int64_t n) {
-    for (int64_t e = 0; e < n; e += 64 / sizeof(T)) __builtin_prefetch(p + e);
-}
-
 // NV vectors of columns [col, col + NV * lanes) of one sequence; `state` holds dk rows of NV vectors.
 template <typename T, int NV, bool Delta>
 void columns(const Inputs& in, const int64_t* order, int64_t seq_len, int64_t dk, int64_t dv, int64_t col, T* out,

@@ -145,7 +145,7 @@ def test_seb_inference_inputs_pass_equals_the_torch_expressions():
     seb = SEB(dim=40, head_size=20, layer_id=1, n_layers=3)  # a head of 20: a whole vector and a partial one
     _perturb(seb)
     x = torch.randn(2, 40, 5, 6)
-    args = (torch.randn(2, 30, 40), torch.randn(2, 30, 40), torch.randn(2, 30, 40), x)
+    args = (torch.randn(2, 30, 40), torch.randn(2, 30, 40), torch.randn(2, 30, 40))
     with torch.no_grad():
         fused = seb._scan_inputs(*args)
         out = seb(x)
