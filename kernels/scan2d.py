@@ -78,6 +78,11 @@ def scan2d(
     seq_len = q.shape[1]
     if height * width != seq_len:
         raise ValueError(f"height * width = {height} * {width} = {height * width} does not match T = {seq_len} tokens")
+    expected = (len(names), q.shape[2], v.shape[-1])
+    if merge is not None and tuple(merge.shape) != expected:
+        # the fused kernel reads the weights by pointer: a wrong shape would read past them
+        raise ValueError(f"merge must be [D, H, V] = {list(expected)} for {len(names)} directions, got "
+                         f"{list(merge.shape)}")
     orders = torch.stack([scan_order(d, height=height, width=width, device=q.device) for d in names])  # [D, T]
     if resolve_backend(backend, q.device) == "fused_recurrent":
         # the C++ recurrence reads every order's rows by index and writes each output at its row-major position:

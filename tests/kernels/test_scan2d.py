@@ -133,6 +133,13 @@ def test_fused_scan_merges_the_directions_like_the_loop(shape, directions):
     assert all(rel_err(g, e) < 1e-10 for g, e in zip(got, expected[:-1], strict=True))
 
 
+@pytest.mark.parametrize("backend", ["naive", pytest.param("fused_recurrent", marks=FUSED)])
+def test_merge_weights_of_the_wrong_shape_are_refused(backend):
+    inputs = dplr_inputs(1, HEIGHT * WIDTH, 2, 4, 3)
+    with pytest.raises(ValueError, match=r"merge must be \[D, H, V\] = \[4, 2, 3\].*got \[4, 3\]"):
+        scan2d(*inputs, height=HEIGHT, width=WIDTH, backend=backend, merge=torch.ones(4, 3, dtype=torch.float64))
+
+
 @FUSED
 def test_fused_scan_takes_the_models_strided_views_and_keeps_fp32_accuracy():
     # the SEB hands views [B, T, H, K] of [B, T, C] projections (heads interleaved); fp32 against the fp32 loop
